@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages listed in scripts/debian-packages.txt that are missing.
+# As root it runs apt-get; otherwise it prints the exact command to run.
+# Usage: scripts/deps.sh [TAG...]   (tags: build test peer web; default: build test)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+tags=("$@")
+[ ${#tags[@]} -gt 0 ] || tags=(build test)
+want=()
+while read -r name tag _; do
+  case "$name" in ''|'#'*) continue ;; esac
+  for t in "${tags[@]}"; do
+    if [ "$t" = "$tag" ]; then want+=("$name"); fi
+  done
+done < "$here/debian-packages.txt"
+missing=()
+for p in "${want[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#want[@]} packages for [${tags[*]}] are installed"
+  exit 0
+fi
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}" >&2
+  echo "deps: run as root:  apt-get update && $cmd" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when they are absent or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n1)" ]; then
+  apt-get update -q
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}"

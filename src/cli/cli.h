@@ -1,0 +1,30 @@
+/* cli.h: shared declarations of the vitrine command-line tool (one file per subcommand). */
+#ifndef VT_CLI_H
+#define VT_CLI_H
+#include "vitrine.h"
+#include <stdio.h>
+
+/* Exit codes of every subcommand (documented in `vitrine --help`). */
+enum { VT_EXIT_OK = 0, VT_EXIT_FAIL = 1, VT_EXIT_USAGE = 2, VT_EXIT_PARTIAL = 3 };
+
+/* A subcommand: argv[0] is the subcommand's name. Returns an exit code. */
+typedef int (*vt_cmd_fn)(int argc, char **argv);
+
+int vt_cmd_preprocess(int argc, char **argv);
+
+/* Prints "vitrine: <msg>: <vt_errmsg()>" to stderr; returns VT_EXIT_FAIL. */
+int cli_fail(int rc, const char *what);
+/* Prints a usage error plus a hint to run --help; returns VT_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a whole decimal integer in [lo, hi]; returns 0 on success. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+/* Parses a float; returns 0 on success. */
+int cli_parse_float(const char *s, double *out);
+/* Parses "letterbox" or "stretch". */
+int cli_parse_fit(const char *s, vt_fit_mode *out);
+/* Lists the image files (.jpg .jpeg .png .webp, any case) directly in dir, sorted by name.
+ * Returns the count (>= 0) or a negative error. Free with cli_free_list. */
+int cli_list_images(const char *dir, char ***out);
+void cli_free_list(char **list, int n);
+
+#endif

@@ -1,0 +1,97 @@
+/* util.c: small helpers shared by the vitrine subcommands (errors, number parsing, listings). */
+#include "cli.h"
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int cli_fail(int rc, const char *what) {
+    if (what)
+        fprintf(stderr, "vitrine: %s: %s\n", what, vt_errmsg());
+    else
+        fprintf(stderr, "vitrine: %s (%s)\n", vt_errmsg(), vt_strerror(rc));
+    return VT_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vitrine %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'vitrine %s --help'.\n", cmd);
+    return VT_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_fit(const char *s, vt_fit_mode *out) {
+    if (strcmp(s, "letterbox") == 0) *out = VT_FIT_LETTERBOX;
+    else if (strcmp(s, "stretch") == 0) *out = VT_FIT_STRETCH;
+    else return -1;
+    return 0;
+}
+
+static int is_image_name(const char *n) {
+    const char *dot = strrchr(n, '.');
+    if (!dot) return 0;
+    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png") ||
+           !strcasecmp(dot, ".webp");
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int cli_list_images(const char *dir, char ***out) {
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "vitrine: %s: %s\n", dir, strerror(errno));
+        return VT_ENOENT;
+    }
+    size_t cap = 256, n = 0;
+    char **list = malloc(cap * sizeof *list);
+    struct dirent *e;
+    while (list && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || !is_image_name(e->d_name)) continue;
+        if (n == cap) {
+            char **nl = realloc(list, (cap *= 2) * sizeof *list);
+            if (!nl) break;
+            list = nl;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        list[n] = malloc(len);
+        if (!list[n]) break;
+        snprintf(list[n], len, "%s/%s", dir, e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (!list) return VT_ENOMEM;
+    qsort(list, n, sizeof *list, cmp_str);
+    *out = list;
+    return (int)n;
+}
+
+void cli_free_list(char **list, int n) {
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+}

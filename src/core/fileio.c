@@ -1,0 +1,84 @@
+/* fileio.c: whole-file reads and crash-safe (temp file + fsync + rename) writes. */
+#include "internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *vt__basename(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return vt__err(VT_EIO, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)st.st_size;
+    if (max_bytes && len > max_bytes) {
+        close(fd);
+        return vt__err(VT_ETOOBIG, "%s: file is %zu bytes, above the limit of %zu", path, len, max_bytes);
+    }
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) {
+        close(fd);
+        return vt__err(VT_ENOMEM, "%s: out of memory reading %zu bytes", path, len);
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != len) {
+        free(buf);
+        return vt__err(VT_EIO, "%s: short read (%zu of %zu bytes)", path, got, len);
+    }
+    buf[len] = 0;
+    *out = buf;
+    *out_len = len;
+    return VT_OK;
+}
+
+int vt__write_file_atomic(const char *path, const void *buf, size_t len) {
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 32);
+    if (!tmp) return vt__err(VT_ENOMEM, "out of memory");
+    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return vt__err(VT_EIO, "%s: cannot create: %s", path, strerror(e));
+    }
+    const uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int ok = done == len && fsync(fd) == 0;
+    ok = (close(fd) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        return vt__err(VT_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    free(tmp);
+    return VT_OK;
+}

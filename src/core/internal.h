@@ -1,0 +1,38 @@
+/* internal.h: helpers shared by every module of libvitrine (not installed). */
+#ifndef VT_CORE_INTERNAL_H
+#define VT_CORE_INTERNAL_H
+
+#include "vitrine.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Records a detailed message for vt_errmsg() and returns `code`, so that
+ * `return vt__err(VT_EINVAL, "bad k %d", k);` reads naturally. */
+int vt__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like vt__err but keeps the current message and prefixes it: "prefix: old message". */
+int vt__err_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define VT_LOGD(...) vt_log(VT_LOG_DEBUG, __VA_ARGS__)
+#define VT_LOGI(...) vt_log(VT_LOG_INFO, __VA_ARGS__)
+#define VT_LOGW(...) vt_log(VT_LOG_WARN, __VA_ARGS__)
+#define VT_LOGE(...) vt_log(VT_LOG_ERROR, __VA_ARGS__)
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated past len). Refuses files larger
+ * than max_bytes (0: no limit). */
+int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len);
+/* Writes buf to path atomically: a temporary file in the same folder, fsync, rename. */
+int vt__write_file_atomic(const char *path, const void *buf, size_t len);
+/* The last path component (points into path). */
+const char *vt__basename(const char *path);
+
+/* Multiplication that reports overflow of size_t. Returns 0 on success. */
+static inline int vt__mul_overflow(size_t a, size_t b, size_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+
+#define VT_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define VT_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define VT_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
+
+#endif
