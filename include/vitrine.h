@@ -156,8 +156,9 @@ typedef enum {
     VT_FIT_STRETCH = 1,   /* squash to square, ignoring aspect */
 } vt_fit_mode;
 
-/* Area-averaging (box-filter, exact fractional coverage) resize of src to dst_w x dst_h.
- * Downscaling averages every source pixel it covers (no aliasing); upscaling is bilinear. */
+/* Antialiased resize of src to dst_w x dst_h. Downscaling averages all the source pixels under
+ * each destination pixel with an area-scaled triangle filter (no aliasing on stripes);
+ * upscaling is bilinear. */
 int vt_image_resize(const vt_image *src, int dst_w, int dst_h, vt_image *out);
 /* Fits src into a size x size square: letterbox on white (centred) or stretch, then resize.
  * The result is what the network sees. */
@@ -187,6 +188,84 @@ int vt_image_augment(const vt_image *src, int size, vt_fit_mode mode, const vt_a
 /* ImageNet mean / std, the default normalisation. */
 extern const float vt_imagenet_mean[3];
 extern const float vt_imagenet_std[3];
+
+/* ======================================================================== index */
+/* Similarity search over fixed-size float vectors: an exact scan (float32, float16 or int8
+ * storage) or an HNSW graph, with filters, deletes and a checksummed on-disk format.
+ * See docs/index.md. A built index may be searched from many threads at once; add, remove and
+ * save must not run concurrently with anything else on the same index. */
+
+typedef enum { VT_INDEX_FLAT = 0, VT_INDEX_HNSW = 1 } vt_index_kind;
+typedef enum { VT_STORE_F32 = 0, VT_STORE_F16 = 1, VT_STORE_I8 = 2 } vt_index_store;
+/* cosine: vectors are normalised on add and on query, scores are cosine similarities;
+ * dot: scores are inner products; l2: scores are squared Euclidean distances (lower is closer). */
+typedef enum { VT_METRIC_COSINE = 0, VT_METRIC_DOT = 1, VT_METRIC_L2 = 2 } vt_metric;
+
+typedef struct vt_index_opts {
+    vt_index_kind kind;
+    vt_index_store store;  /* how vectors are kept: f32, f16, or int8 with a per-vector scale */
+    vt_metric metric;
+    int dim;               /* 1..65536 */
+    int M;                 /* HNSW: links per node on upper levels, 2*M on level 0 (default 16) */
+    int ef_construction;   /* HNSW: candidate list size while building (default 200) */
+    uint64_t seed;         /* HNSW: level draws; one thread + same seed = same graph (default 42) */
+    int threads;           /* HNSW: threads used by vt_index_add (0: all CPUs; default 1) */
+} vt_index_opts;
+
+/* Fills the defaults: flat, f32, cosine, dim 0 (must be set), M 16, ef_construction 200. */
+void vt_index_opts_init(vt_index_opts *o);
+
+typedef struct vt_index vt_index;
+
+/* A set of admitted labels for filtered search: bit `label` set = the item may be returned.
+ * Labels outside [0, nbits) are never admitted. */
+typedef struct vt_bitset vt_bitset;
+int vt_bitset_create(size_t nbits, vt_bitset **out);
+void vt_bitset_free(vt_bitset *b);
+void vt_bitset_set(vt_bitset *b, size_t i);   /* i >= nbits: ignored */
+void vt_bitset_clear(vt_bitset *b, size_t i); /* i >= nbits: ignored */
+int vt_bitset_test(const vt_bitset *b, size_t i);
+size_t vt_bitset_count(const vt_bitset *b);   /* number of set bits */
+
+typedef struct vt_search_opts {
+    int ef;                  /* HNSW breadth (0: default 64; always at least k) */
+    const vt_bitset *filter; /* NULL: every live item */
+    double exact_below;      /* filtered HNSW search scans the admitted items exactly when they are
+                                fewer than this fraction of the live items (0: default 0.02;
+                                negative: never) */
+    int threads;             /* vt_index_search_batch only (0 or 1: the calling thread) */
+} vt_search_opts;
+
+int vt_index_create(const vt_index_opts *o, vt_index **out);
+void vt_index_free(vt_index *idx);
+/* Adds n vectors of dim floats. labels: n distinct labels not already live in the index, or
+ * NULL for row numbers (the i-th vector ever added gets label i). All or nothing. */
+int vt_index_add(vt_index *idx, const float *vecs, size_t n, const int64_t *labels);
+/* Removes a live label (VT_ENOTFOUND if absent); it is never returned again. */
+int vt_index_remove(vt_index *idx, int64_t label);
+/* The k nearest live items to q (dim floats), best first. labels[k] and scores[k] (scores may
+ * be NULL) are filled up to *found (<= k); the rest get label -1. so may be NULL. Thread-safe. */
+int vt_index_search(const vt_index *idx, const float *q, int k, const vt_search_opts *so,
+                    int64_t *labels, float *scores, int *found);
+/* nq queries at once (q is nq*dim floats); labels and scores hold nq*k entries, -1 padded.
+ * The exact scan scores several queries per pass over the data. */
+int vt_index_search_batch(const vt_index *idx, const float *q, size_t nq, int k,
+                          const vt_search_opts *so, int64_t *labels, float *scores);
+/* Writes the index to path atomically (temporary file, fsync, rename). */
+int vt_index_save(const vt_index *idx, const char *path);
+/* Loads an index written by vt_index_save (mmap'd; copied on the first add or remove).
+ * Refuses truncated, corrupt or checksum-failing files with VT_ETRUNCATED / VT_ECORRUPT /
+ * VT_ECHECKSUM / VT_EUNSUPPORTED. */
+int vt_index_load(const char *path, vt_index **out);
+/* The same from a memory buffer (copied). */
+int vt_index_load_mem(const void *buf, size_t len, vt_index **out);
+size_t vt_index_size(const vt_index *idx); /* live items */
+void vt_index_get_opts(const vt_index *idx, vt_index_opts *o);
+size_t vt_index_memory(const vt_index *idx); /* bytes held by the index (vectors, graph, maps) */
+/* Forces the kernel set: "auto", "portable", "avx2" or "avx512" (VT_EUNSUPPORTED when the CPU
+ * lacks it). Default: auto, or $VITRINE_ISA. Process-wide; not to be called during searches. */
+int vt_index_force_isa(const char *name);
+const char *vt_index_isa(void); /* name of the kernel set in use */
 
 #ifdef __cplusplus
 }

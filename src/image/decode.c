@@ -282,11 +282,14 @@ static int decode_png(const uint8_t *buf, size_t len, const char *name, const vt
     png_infop info = png_create_info_struct(png);
     uint8_t *volatile rgba = NULL;
     uint8_t **volatile rows = NULL;
-    if (!info || setjmp(src.jb)) {
-        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return vt__err(VT_ENOMEM, "%s: out of memory", name);
+    }
+    if (setjmp(src.jb)) {
+        png_destroy_read_struct(&png, &info, NULL);
         free(rgba);
         free(rows);
-        if (!info) return vt__err(VT_ENOMEM, "%s: out of memory", name);
         return vt__err(src.truncated ? VT_ETRUNCATED : VT_ECORRUPT, "%s: %s PNG: %s", name,
                        src.truncated ? "truncated" : "corrupt", src.msg);
     }

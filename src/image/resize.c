@@ -1,4 +1,4 @@
-/* resize.c: antialiased resizing (exact area averaging down, bilinear up), letterbox / stretch fit,
+/* resize.c: antialiased resizing (area-scaled triangle filter down, bilinear up), letterbox / stretch fit,
  * and conversion to normalised float CHW tensors. */
 #include "core/internal.h"
 #include <math.h>
@@ -17,14 +17,15 @@ static void wtab_free(wtab *t) {
     free(t->w);
 }
 
-/* Builds a 1-D resampling table from `src` samples to `dst` samples. Downscaling uses exact
- * box coverage: destination pixel i averages source interval [i*s, (i+1)*s) with fractional
- * weights at its ends, so every source pixel contributes exactly once in total. Upscaling uses
- * the triangle (bilinear) filter with pixel centres aligned. */
+/* Builds a 1-D resampling table from `src` samples to `dst` samples (s = src/dst). Downscaling
+ * uses the area-scaled triangle filter (the antialiased bilinear of Pillow and torchvision): each
+ * destination pixel averages the source pixels within +-s of its centre, weighted by a tent, which
+ * unlike a plain box leaves no beat pattern on fine stripes at non-integer ratios. Upscaling uses
+ * the ordinary bilinear filter with pixel centres aligned. */
 static int wtab_build(int src, int dst, wtab *t) {
     memset(t, 0, sizeof *t);
     double s = (double)src / dst;
-    t->maxn = s >= 1.0 ? (int)ceil(s) + 1 : 2;
+    t->maxn = s >= 1.0 ? (int)ceil(2 * s) + 2 : 2;
     t->start = malloc(sizeof(int) * (size_t)dst);
     t->count = malloc(sizeof(int) * (size_t)dst);
     t->w = calloc((size_t)dst * (size_t)t->maxn, sizeof(float));
@@ -35,23 +36,25 @@ static int wtab_build(int src, int dst, wtab *t) {
     for (int i = 0; i < dst; i++) {
         float *w = t->w + (size_t)i * t->maxn;
         if (s >= 1.0) {
-            double a = i * s, b = (i + 1) * s;
-            int j0 = (int)floor(a), j1 = (int)ceil(b);
+            /* Tent of half-width s centred on the destination pixel, sampled at source pixel
+             * centres, normalised to sum 1. */
+            double c = (i + 0.5) * s;
+            int j0 = (int)floor(c - s), j1 = (int)ceil(c + s);
+            if (j0 < 0) j0 = 0;
             if (j1 > src) j1 = src;
-            int n = 0;
+            int n = 0, first = -1;
             double sum = 0;
-            for (int j = j0; j < j1 && n < t->maxn; j++) {
-                double lo = j > a ? j : a, hi = j + 1 < b ? j + 1 : b;
-                double cov = hi - lo;
-                if (cov <= 1e-9) {
-                    if (n == 0) j0 = j + 1;
-                    continue;
-                }
-                w[n++] = (float)cov;
-                sum += cov;
+            for (int j = j0; j < j1; j++) {
+                double wt = 1.0 - fabs(j + 0.5 - c) / s;
+                if (wt <= 0) continue;
+                if (first < 0) first = j;
+                if (n >= t->maxn) break;
+                w[j - first] = (float)wt;
+                n = j - first + 1;
+                sum += wt;
             }
             for (int k = 0; k < n; k++) w[k] = (float)(w[k] / sum);
-            t->start[i] = j0;
+            t->start[i] = first < 0 ? 0 : first;
             t->count[i] = n;
         } else {
             double x = (i + 0.5) * s - 0.5;
