@@ -128,8 +128,8 @@ typedef struct vt_decode_opts {
     int min_short;       /* scaling) as long as its longer side stays >= min_long and its shorter
                             side >= min_short; both 0: always full size. For a letterboxed network
                             input of size S pass min_long = S; for a stretched one min_short = S. */
-    int fast;            /* nonzero: faster, slightly less exact JPEG decode (fast IDCT,
-                            plain chroma upsampling); fine for network inputs */
+    int fast;            /* nonzero: JPEG decode with libjpeg-turbo's fast integer IDCT (slightly
+                            less exact, a few % faster); fine for network inputs */
 } vt_decode_opts;
 
 #define VT_DEFAULT_MAX_PIXELS 100000000ull

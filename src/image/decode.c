@@ -209,10 +209,7 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, const v
             }
         }
     }
-    if (o && o->fast) {
-        ci.dct_method = JDCT_IFAST;
-        ci.do_fancy_upsampling = FALSE;
-    }
+    if (o && o->fast) ci.dct_method = JDCT_IFAST; /* plain upsampling measured no faster */
     jpeg_start_decompress(&ci);
     int w = (int)ci.output_width, h = (int)ci.output_height;
     pixels = malloc((size_t)w * (size_t)h * 3);
