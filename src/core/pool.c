@@ -73,14 +73,16 @@ int vt_pool_create(int threads, vt_pool **out) {
         }
         for (int i = 1; i < threads; i++) {
             worker_arg *a = malloc(sizeof *a);
+            if (a) {
+                a->pool = p; /* set before the thread starts: it reads and frees `a` */
+                a->id = i;
+            }
             if (!a || pthread_create(&p->tids[i - 1], NULL, worker_main, a) != 0) {
                 free(a);
                 p->threads = i; /* only i-1 workers started */
                 vt_pool_free(p);
                 return vt__err(VT_EINTERNAL, "could not start worker thread %d", i);
             }
-            a->pool = p;
-            a->id = i;
         }
     }
     *out = p;
