@@ -1,0 +1,211 @@
+/* http.c: libmicrohttpd wrapper: thread pool, bounded bodies, one handler, JSON responses. */
+#include "server/http_internal.h"
+#include "core/internal.h"
+
+#include <microhttpd.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define DEFAULT_MAX_BODY (16u << 20)
+
+struct vt__http {
+    struct MHD_Daemon *d;
+    vt__http_handler fn;
+    void *app;
+    size_t max_body;
+    int port;
+};
+
+/* Per-request state, kept in libmicrohttpd's con_cls between calls. */
+typedef struct {
+    uint8_t *body;
+    size_t len, cap;
+    int too_big;
+} req_state;
+
+void vt__http_json(vt__http_resp *rs, int status, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!rs->body_static) free(rs->body);
+    rs->body_static = 0;
+    if (!s) {
+        static const char oom[] = "{\"error\":{\"status\":500,\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        rs->status = 500;
+        rs->body = (uint8_t *)oom;
+        rs->len = sizeof oom - 1;
+        rs->body_static = 1;
+    } else {
+        rs->status = status;
+        rs->body = (uint8_t *)s;
+        rs->len = strlen(s);
+    }
+    rs->content_type = "application/json";
+}
+
+void vt__http_error(vt__http_resp *rs, int status, const char *code, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vt__http_json(rs, status, json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message", msg));
+}
+
+const char *vt__http_query(const vt__http_req *rq, const char *key) {
+    return MHD_lookup_connection_value((struct MHD_Connection *)rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *vt__http_header(const vt__http_req *rq, const char *name) {
+    return MHD_lookup_connection_value((struct MHD_Connection *)rq->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct {
+    int (*fn)(void *, const char *, const char *);
+    void *ctx;
+} each_ctx;
+
+static enum MHD_Result each_cb(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+    (void)kind;
+    each_ctx *e = cls;
+    return e->fn(e->ctx, k, v) ? MHD_NO : MHD_YES;
+}
+
+void vt__http_query_each(const vt__http_req *rq, int (*fn)(void *ctx, const char *k, const char *v), void *ctx) {
+    each_ctx e = {fn, ctx};
+    MHD_get_connection_values((struct MHD_Connection *)rq->conn, MHD_GET_ARGUMENT_KIND, each_cb, &e);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, vt__http_resp *rs) {
+    struct MHD_Response *r;
+    if (rs->body_static)
+        r = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_PERSISTENT);
+    else
+        r = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        if (!rs->body_static) free(rs->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", rs->content_type ? rs->content_type : "application/octet-stream");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (rs->cache_control[0]) MHD_add_response_header(r, "Cache-Control", rs->cache_control);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    vt__http *h = cls;
+    req_state *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st) return MHD_NO;
+        *con_cls = st;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+            /* Refuse before reading the body; libmicrohttpd closes the connection after it. */
+            vt__http_resp rs = {0};
+            vt__http_error(&rs, 413, "body_too_large", "request body of %s bytes is above the limit of %zu bytes",
+                           cl, h->max_body);
+            st->too_big = 1;
+            return send_resp(c, &rs);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!st->too_big) {
+            if (st->len + *upload_size > h->max_body) {
+                st->too_big = 1;
+            } else {
+                if (st->len + *upload_size > st->cap) {
+                    size_t cap = VT_MAX(st->cap * 2, st->len + *upload_size);
+                    uint8_t *nb = realloc(st->body, cap);
+                    if (!nb) return MHD_NO;
+                    st->body = nb;
+                    st->cap = cap;
+                }
+                memcpy(st->body + st->len, upload, *upload_size);
+                st->len += *upload_size;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    vt__http_resp rs = {0};
+    if (st->too_big) {
+        vt__http_error(&rs, 413, "body_too_large", "request body is above the limit of %zu bytes", h->max_body);
+    } else {
+        vt__http_req rq = {method, url, st->body, st->len, c};
+        h->fn(h->app, &rq, &rs);
+        if (!rs.body && !rs.status) vt__http_error(&rs, 500, "internal", "no response");
+    }
+    return send_resp(c, &rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    req_state *st = *con_cls;
+    if (st) {
+        free(st->body);
+        free(st);
+        *con_cls = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    VT_LOGI("http: %s", msg);
+}
+
+int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__http **out) {
+    *out = NULL;
+    if (!fn) return vt__err(VT_EINVAL, "http: no handler");
+    int port = o ? o->port : 0;
+    if (port < 0 || port > 65535) return vt__err(VT_EINVAL, "http: port %d out of range", port);
+    vt__http *h = calloc(1, sizeof *h);
+    if (!h) return vt__err(VT_ENOMEM, "out of memory");
+    h->fn = fn;
+    h->app = app;
+    h->max_body = o && o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    const char *host = o && o->host ? o->host : "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        free(h);
+        return vt__err(VT_EINVAL, "http: '%s' is not an IPv4 address", host);
+    }
+    int threads = o && o->threads > 0 ? o->threads : vt_cpu_count();
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL)) flags |= MHD_USE_EPOLL;
+    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)4096, MHD_OPTION_END);
+    if (!h->d) {
+        free(h);
+        return vt__err(VT_EIO, "http: cannot listen on %s:%d (in use, or not allowed)", host, port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : port;
+    *out = h;
+    return VT_OK;
+}
+
+int vt__http_port(const vt__http *h) { return h ? h->port : 0; }
+
+void vt__http_stop(vt__http *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

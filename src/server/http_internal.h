@@ -1,0 +1,53 @@
+/* http_internal.h: the HTTP layer under the REST API: libmicrohttpd with a thread pool, request
+ * bodies bounded in size, routing by a handler, JSON and error responses (jansson). */
+#ifndef VT_SERVER_HTTP_INTERNAL_H
+#define VT_SERVER_HTTP_INTERNAL_H
+#include "vitrine.h"
+#include <jansson.h>
+
+typedef struct vt__http vt__http;
+
+typedef struct vt__http_req {
+    const char *method;   /* "GET", "POST", ... */
+    const char *path;     /* URL path, percent-decoded by libmicrohttpd, without the query */
+    const uint8_t *body;  /* request body (NULL when empty) */
+    size_t body_len;
+    void *conn;           /* the libmicrohttpd connection (for query and header lookups) */
+} vt__http_req;
+
+typedef struct vt__http_resp {
+    int status;
+    const char *content_type;
+    uint8_t *body;        /* malloc'd unless body_static */
+    size_t len;
+    int body_static;
+    char cache_control[64]; /* optional Cache-Control value */
+} vt__http_resp;
+
+/* Fills `rs` for request `rq`. Runs on the server's worker threads, concurrently. */
+typedef void (*vt__http_handler)(void *app, const vt__http_req *rq, vt__http_resp *rs);
+
+typedef struct vt__http_opts {
+    const char *host;     /* bind address (NULL: 127.0.0.1) */
+    int port;             /* 0: any free port (see vt__http_port) */
+    int threads;          /* worker threads (0: CPUs) */
+    size_t max_body;      /* larger request bodies get 413 (0: 16 MiB) */
+} vt__http_opts;
+
+int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__http **out);
+int vt__http_port(const vt__http *h);
+void vt__http_stop(vt__http *h);
+
+/* A query-string argument of the request, or NULL. */
+const char *vt__http_query(const vt__http_req *rq, const char *key);
+/* Calls fn for every query argument (key, value may be NULL); stops when fn returns nonzero. */
+void vt__http_query_each(const vt__http_req *rq, int (*fn)(void *ctx, const char *k, const char *v), void *ctx);
+/* A request header, or NULL. */
+const char *vt__http_header(const vt__http_req *rq, const char *name);
+
+/* Sets a JSON body (takes ownership of j). */
+void vt__http_json(vt__http_resp *rs, int status, json_t *j);
+/* Sets the JSON error body {"error": {"status": S, "code": CODE, "message": MSG}}. */
+void vt__http_error(vt__http_resp *rs, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#endif

@@ -1,0 +1,139 @@
+/* test_http.c: the HTTP layer over a real socket: routing, JSON errors, body limits, assets. */
+#include "testutil.h"
+#include "server/assets.h"
+#include "server/http_internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
+    (void)app;
+    if (!strcmp(rq->path, "/healthz")) {
+        vt__http_json(rs, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (!strcmp(rq->path, "/echo") && !strcmp(rq->method, "POST")) {
+        const char *tag = vt__http_query(rq, "tag");
+        vt__http_json(rs, 200, json_pack("{s:I,s:s}", "bytes", (json_int_t)rq->body_len, "tag", tag ? tag : ""));
+    } else {
+        const vt_asset *a = vt__asset_find(rq->path);
+        if (a) {
+            rs->status = 200;
+            rs->content_type = a->mime;
+            rs->body = (uint8_t *)a->data;
+            rs->len = a->len;
+            rs->body_static = 1;
+        } else {
+            vt__http_error(rs, 404, "not_found", "no route for %s %s", rq->method, rq->path);
+        }
+    }
+}
+
+/* Sends a raw request and reads the whole response (the server closes: Connection: close). */
+static char *http_raw(int port, const char *req, size_t reqlen, size_t bodypad) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    size_t off = 0;
+    while (off < reqlen) {
+        ssize_t w = send(s, req + off, reqlen - off, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    char pad[4096];
+    memset(pad, 'x', sizeof pad);
+    while (bodypad > 0) { /* a large body; the server may stop reading and answer early */
+        ssize_t w = send(s, pad, bodypad < sizeof pad ? bodypad : sizeof pad, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        bodypad -= (size_t)w;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t r;
+    while ((r = recv(s, buf + len, cap - len, 0)) > 0) {
+        len += (size_t)r;
+        if (len == cap) buf = realloc(buf, (cap *= 2) + 1);
+    }
+    buf[len] = 0;
+    close(s);
+    return buf;
+}
+
+static char *get(int port, const char *path) {
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    return http_raw(port, req, (size_t)n, 0);
+}
+
+static void test_routes_and_errors(void **state) {
+    (void)state;
+    vt__http *h;
+    vt__http_opts o = {.port = 0, .threads = 2, .max_body = 1000};
+    assert_int_equal(vt__http_start(&o, handler, NULL, &h), 0);
+    int port = vt__http_port(h);
+    assert_true(port > 0);
+
+    char *r = get(port, "/healthz");
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(r, "application/json"));
+    assert_non_null(strstr(r, "{\"status\":\"ok\"}"));
+    free(r);
+
+    r = get(port, "/nope");
+    assert_non_null(strstr(r, "HTTP/1.1 404"));
+    assert_non_null(strstr(r, "\"code\":\"not_found\""));
+    free(r);
+
+    /* the embedded page */
+    r = get(port, "/");
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(r, "text/html"));
+    assert_non_null(strstr(r, "<title>vitrine</title>"));
+    free(r);
+    r = get(port, "/app.js");
+    assert_non_null(strstr(r, "text/javascript"));
+    free(r);
+
+    /* a body within the limit, with a query argument */
+    const char *post = "POST /echo?tag=a%20b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
+    r = http_raw(port, post, strlen(post), 0);
+    assert_non_null(strstr(r, "\"bytes\":5"));
+    assert_non_null(strstr(r, "\"tag\":\"a b\""));
+    free(r);
+
+    /* declared too large: refused with 413 before the body is read */
+    const char *big = "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 50000\r\n\r\n";
+    r = http_raw(port, big, strlen(big), 50000);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    assert_non_null(strstr(r, "body_too_large"));
+    free(r);
+
+    /* chunked body that grows past the limit */
+    char chunked[4096];
+    int n = snprintf(chunked, sizeof chunked,
+                     "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 3; i++) {
+        n += snprintf(chunked + n, sizeof chunked - (size_t)n, "258\r\n");
+        memset(chunked + n, 'y', 600);
+        n += 600;
+        n += snprintf(chunked + n, sizeof chunked - (size_t)n, "\r\n");
+    }
+    n += snprintf(chunked + n, sizeof chunked - (size_t)n, "0\r\n\r\n");
+    r = http_raw(port, chunked, (size_t)n, 0);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    free(r);
+
+    vt__http_stop(h);
+
+    /* a bad bind address is a clear error */
+    vt__http_opts bad = {.host = "not-an-ip"};
+    assert_int_equal(vt__http_start(&bad, handler, NULL, &h), VT_EINVAL);
+    assert_non_null(strstr(vt_errmsg(), "not-an-ip"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_routes_and_errors)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
