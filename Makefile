@@ -8,7 +8,7 @@ BUILD := build-asan
 CMAKE_FLAGS += -DVT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 endif
 
-.PHONY: all deps build test demo clean fuzz
+.PHONY: all deps build test demo clean fuzz install
 
 all: build
 
@@ -24,6 +24,12 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD)/vitrine "$(DATA)"
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the tool, libvitrine (.a and .so), vitrine.h,
+# and vitrine.pc for pkg-config.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 fuzz:
 	@scripts/fuzz.sh

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# cli_install.sh: `cmake --install` into a temporary PREFIX, then a small C program finds vitrine
+# through pkg-config, compiles, links against the shared library and runs.
+set -eu
+bin=$1
+build=$(dirname "$bin")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+for f in bin/vitrine include/vitrine.h; do
+  [ -e "$tmp/prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
+done
+libdir=$(dirname "$(find "$tmp/prefix" -name vitrine.pc | head -n 1)")/..
+[ -e "$libdir/libvitrine.so" ] && [ -e "$libdir/libvitrine.a" ] || { echo "FAIL: libraries not installed"; exit 1; }
+cat > "$tmp/shop.c" <<'C'
+#include <vitrine.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    vt_image img;
+    int rc = vt_image_decode("hello", 5, "hello.txt", NULL, &img);
+    if (rc != VT_ENOTIMAGE) return 1;
+    printf("%s | %s | %s\n", VT_VERSION_STRING, vt_strerror(rc), vt_errmsg());
+    return strstr(vt_errmsg(), "hello.txt") ? 0 : 1;
+}
+C
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+cc -std=c17 -Wall -Werror "$tmp/shop.c" -o "$tmp/shop" $(pkg-config --cflags --libs vitrine)
+out=$(LD_LIBRARY_PATH="$libdir" "$tmp/shop")
+echo "$out"
+case "$out" in *"not an image"*) echo "cli_install: ok" ;; *) echo "FAIL: unexpected output"; exit 1 ;; esac
