@@ -267,6 +267,227 @@ size_t vt_index_memory(const vt_index *idx); /* bytes held by the index (vectors
 int vt_index_force_isa(const char *name);
 const char *vt_index_isa(void); /* name of the kernel set in use */
 
+/* ======================================================================== store */
+/* The item store: catalog items as documents, one embedding per model, behind an interface with
+ * pluggable backends (SQLite today: "PATH" or "sqlite:PATH"; "mongodb://..." is reserved for a
+ * MongoDB backend). See docs/store.md. A vt_store handle may be shared by threads (calls are
+ * serialised by a lock), but a batch (vt_store_begin..commit) belongs to the handle: give each
+ * writing thread its own handle. */
+
+typedef struct vt_store vt_store;
+
+/* Flags of vt_store_open. */
+#define VT_STORE_READONLY 1u  /* open an existing store for reading only */
+#define VT_STORE_SYNC_FULL 2u /* fsync every commit (survives power loss, not only a crash) */
+#define VT_STORE_FAST_READS 4u /* reads reuse one snapshot for up to 50 ms: several times faster
+                                  lookups (for servers); other handles' commits show up to 50 ms
+                                  late, this handle's own writes at once */
+
+/* Opens (creating when absent and not read-only) the store at `uri`, migrating an older schema
+ * to the current one. A store written by a newer vitrine is refused (VT_EUNSUPPORTED). */
+int vt_store_open(const char *uri, unsigned flags, vt_store **out);
+void vt_store_close(vt_store *s);
+/* The backend's name ("sqlite") and its schema version. */
+const char *vt_store_backend(const vt_store *s);
+int vt_store_schema_version(vt_store *s, int *version);
+
+/* An item as written to or read from the store. On write, label is ignored (the store assigns
+ * it); attrs is a JSON object text (NULL: "{}"); image, hash, image_size, image_mtime may be
+ * NULL/0. On read, every string is owned by the item: release it with vt_item_clear(). */
+typedef struct vt_item {
+    int64_t label;        /* stable int64 key for the vector index; never reused after delete */
+    char *id;             /* the catalog's id (unique, non-empty) */
+    char *attrs;          /* JSON object of the catalog's attributes */
+    char *image;          /* image file path */
+    uint64_t hash;        /* vt_hash64 of the image file's bytes (0: unknown) */
+    int64_t image_size;   /* image file size and mtime (seconds), for cheap change checks */
+    int64_t image_mtime;
+} vt_item;
+
+void vt_item_clear(vt_item *it);
+
+/* A list of items (vt_store_list); release with vt_item_list_free. */
+typedef struct vt_item_list {
+    vt_item *items;
+    size_t n;
+    int64_t total; /* number of items matching the filter, ignoring offset and limit */
+} vt_item_list;
+
+void vt_item_list_free(vt_item_list *l);
+
+/* Field filters: conditions field=value. Conditions on the same field are OR'ed, different
+ * fields AND'ed; comparison is exact but case-insensitive. The fields gender, masterCategory,
+ * subCategory, articleType, baseColour (aliases: category, colour, color) are indexed columns;
+ * any other attribute name (letters, digits, _ . -) is looked up inside the JSON attributes;
+ * "id" matches the item's id. */
+typedef struct vt_filter vt_filter;
+
+int vt_filter_create(vt_filter **out);
+void vt_filter_free(vt_filter *f);
+int vt_filter_add(vt_filter *f, const char *field, const char *value);
+/* Adds a "field=value" condition (as given to --where or in a query string). */
+int vt_filter_parse(vt_filter *f, const char *cond);
+size_t vt_filter_count(const vt_filter *f);
+
+/* Transactional batches: every write between begin and commit is applied entirely or not at
+ * all, even if the process is killed mid-batch. Writes outside a batch commit one by one. */
+int vt_store_begin(vt_store *s);
+int vt_store_commit(vt_store *s);
+int vt_store_rollback(vt_store *s);
+
+/* Inserts the item, or updates the item with the same id in place (keeping its label).
+ * *label (may be NULL) receives the item's label. */
+int vt_store_put(vt_store *s, const vt_item *it, int64_t *label);
+/* Looks an item up by id or by label; VT_ENOTFOUND when absent. */
+int vt_store_get(vt_store *s, const char *id, vt_item *out);
+int vt_store_get_by_label(vt_store *s, int64_t label, vt_item *out);
+/* Looks up n items by label in one read transaction (much cheaper than n vt_store_get_by_label
+ * calls: e.g. the hits of a similarity search). out[i] is filled for every label found; for a
+ * label that is absent out[i] is left empty (id NULL, label -1). *found (may be NULL) receives the
+ * number found. Release each with vt_item_clear. */
+int vt_store_get_many(vt_store *s, const int64_t *labels, size_t n, vt_item *out, size_t *found);
+/* Deletes the item and its embeddings; VT_ENOTFOUND when absent. */
+int vt_store_delete(vt_store *s, const char *id);
+/* Number of items matching f (NULL: all). */
+int vt_store_count(vt_store *s, const vt_filter *f, int64_t *n);
+/* Items matching f (NULL: all) in label order, skipping `offset`, at most `limit` of them. */
+int vt_store_list(vt_store *s, const vt_filter *f, int64_t offset, int64_t limit, vt_item_list *out);
+/* Calls fn for every item matching f in label order, until fn returns nonzero (that value is
+ * returned). The item is only valid during the call; fn must not call into the same store. */
+typedef int (*vt_item_fn)(const vt_item *it, void *user);
+int vt_store_foreach(vt_store *s, const vt_filter *f, vt_item_fn fn, void *user);
+
+/* Stores the embedding of item `label` for `model` (replacing an earlier one), computed from
+ * the image whose hash was `hash`. */
+int vt_store_put_embedding(vt_store *s, int64_t label, const char *model, const float *vec, int dim,
+                           uint64_t hash);
+/* Reads it into vec (room for `cap` floats). *dim receives the dimension; VT_ETOOBIG when
+ * cap < dim, VT_ENOTFOUND when the item has no embedding for that model. hash may be NULL. */
+int vt_store_get_embedding(vt_store *s, int64_t label, const char *model, float *vec, int cap, int *dim,
+                           uint64_t *hash);
+/* The dimension and image hash of item `label`'s embedding for `model`, without the vector (to
+ * decide whether an image changed since it was embedded); VT_ENOTFOUND when there is none.
+ * dim or hash may be NULL. */
+int vt_store_embedding_info(vt_store *s, int64_t label, const char *model, int *dim, uint64_t *hash);
+/* Calls fn for every embedding of `model` in label order (e.g. to build the vector index),
+ * until fn returns nonzero. vec is only valid during the call. */
+typedef int (*vt_embedding_fn)(int64_t label, const float *vec, int dim, uint64_t hash, void *user);
+int vt_store_foreach_embedding(vt_store *s, const char *model, vt_embedding_fn fn, void *user);
+/* Number of embeddings stored for `model`. */
+int vt_store_count_embeddings(vt_store *s, const char *model, int64_t *n);
+
+/* A sorted set of labels, e.g. the items allowed by a filter, for a filtered vector search. */
+typedef struct vt_labels {
+    int64_t *v; /* ascending, no duplicates */
+    size_t n;
+} vt_labels;
+
+/* The labels of the items matching f (NULL: all items). */
+int vt_store_labels(vt_store *s, const vt_filter *f, vt_labels *out);
+void vt_labels_free(vt_labels *l);
+/* Nonzero when `label` is in the set (binary search). */
+int vt_labels_contains(const vt_labels *l, int64_t label);
+/* The set as a bitmap: bit i of words[i / 64] is set when label i is in the set; *nwords covers
+ * the largest label. Free *words with vt_labels_bitmap_free. */
+int vt_labels_bitmap(const vt_labels *l, uint64_t **words, size_t *nwords);
+void vt_labels_bitmap_free(uint64_t *words);
+
+/* Small string settings kept with the store (ingest progress, index state...). vt_store_meta_get
+ * copies the value into buf (NUL-terminated; VT_ETOOBIG if it does not fit); VT_ENOTFOUND when
+ * the key is absent. */
+int vt_store_meta_set(vt_store *s, const char *key, const char *value);
+int vt_store_meta_get(vt_store *s, const char *key, char *buf, size_t cap);
+
+/* Checks the store's integrity (SQLite: PRAGMA integrity_check); VT_ECORRUPT with the reason. */
+int vt_store_check(vt_store *s);
+
+/* XXH64 of a buffer (the content hash the store keeps for images; seed 0 in the store). */
+uint64_t vt_hash64(const void *buf, size_t len, uint64_t seed);
+/* XXH64 (seed 0) of a file's bytes, read in a streaming way. */
+int vt_hash_file(const char *path, uint64_t *out);
+
+/* ======================================================================== catalog */
+/* Catalog feeds: a CSV with a header (Kaggle styles.csv shape) or JSON Lines, read as a stream
+ * of rows. Bad rows never stop the reading: they come back with an error code and a reason. */
+
+typedef struct vt_feed vt_feed;
+
+typedef enum { VT_FEED_AUTO = 0, VT_FEED_CSV = 1, VT_FEED_JSONL = 2 } vt_feed_format;
+
+typedef struct vt_feed_opts {
+    vt_feed_format format;  /* AUTO: by extension (.csv, .jsonl, .ndjson, .json), else by content */
+    const char *images_dir; /* where DIR/<id>.jpg|.jpeg|.png|.webp live (NULL: no lookup, except
+                               an explicit image column, resolved against the feed's folder) */
+    size_t max_row_bytes;   /* longer rows are reported and skipped (0: 1 MiB) */
+} vt_feed_opts;
+
+/* One row of a feed. Every pointer is valid until the next vt_feed_next or vt_feed_close. */
+typedef struct vt_feed_row {
+    const char *file;   /* the feed's name */
+    long line;          /* 1-based line where the row starts */
+    int error;          /* 0, or VT_ECORRUPT (malformed row), VT_EEXIST (duplicate id),
+                           VT_EINVAL (missing or invalid id), VT_ETOOBIG (row too long) */
+    const char *reason; /* when error: e.g. "11 fields but the header has 10 (unquoted comma?)" */
+    const char *id;     /* NULL when missing */
+    const char *attrs;  /* JSON object text of the other fields (empty fields left out) */
+    const char *image;  /* the image file (NULL when no file exists for the id) */
+} vt_feed_row;
+
+/* Opens a feed file; reads its header (CSV). Fails (VT_ECORRUPT) when the CSV has no id
+ * column (id, item_id, product_id or sku). An image column (image, image_path, image_file,
+ * imagepath, path, filename, file; JSON Lines: image, image_path, image_file, path) gives a
+ * row's image explicitly, relative to images_dir or else to the feed's folder. vt_feed_open_mem reads a buffer instead (not copied: keep it alive), named `name`. */
+int vt_feed_open(const char *path, const vt_feed_opts *opts, vt_feed **out);
+int vt_feed_open_mem(const void *buf, size_t len, const char *name, const vt_feed_opts *opts, vt_feed **out);
+/* Reads the next row: returns 1 with *row filled (check row->error), 0 at the end, or a
+ * negative code on a failure that ends the feed (read error). */
+int vt_feed_next(vt_feed *f, vt_feed_row *row);
+/* Rows read so far, and how many of them had an error. */
+void vt_feed_counts(const vt_feed *f, long *rows, long *errors);
+vt_feed_format vt_feed_get_format(const vt_feed *f);
+void vt_feed_close(vt_feed *f);
+
+/* A report of rejected inputs as JSON Lines (e.g. DB.errors.jsonl), one object per problem:
+ * {"file": ..., "line": N, "id": ..., "reason": ...} (line and id left out when unknown).
+ * vt_report_open truncates the file; vt_report_add is thread-safe; vt_report_close flushes,
+ * fsyncs and returns the first write error (0 if none). */
+typedef struct vt_report vt_report;
+int vt_report_open(const char *path, vt_report **out);
+int vt_report_add(vt_report *r, const char *file, long line, const char *id, const char *reason);
+/* Adds a bad feed row (row->error != 0) with its file, line, id and reason. */
+int vt_report_add_row(vt_report *r, const vt_feed_row *row);
+long vt_report_count(const vt_report *r);
+int vt_report_close(vt_report *r);
+
+/* The image file of `id` in dir: dir/<id> + .jpg, .jpeg, .png, .webp (also upper case).
+ * Copies the path into buf; VT_ENOTFOUND when none exists, VT_EINVAL for an id that is not a
+ * safe file name (contains '/', starts with '.', control characters). */
+int vt_catalog_find_image(const char *dir, const char *id, char *buf, size_t cap);
+/* Nonzero when `id` is acceptable as a catalog id (non-empty, at most 255 bytes of valid UTF-8,
+ * no '/', '\\', control characters, not starting with '.'). */
+int vt_catalog_id_ok(const char *id);
+
+/* A procedurally drawn sample catalog: `n` product photos (size x size JPEGs: tops, shirts,
+ * trousers, shorts, dresses, skirts, shoes, handbags, backpacks, caps, in many colours and
+ * patterns) in dir/images/<id>.jpg and dir/styles.csv with their attributes (Kaggle header).
+ * The same seed gives the same files. */
+typedef struct vt_sample_opts {
+    int n;          /* number of items (default 500) */
+    uint64_t seed;  /* default 1 */
+    int size;       /* image side in pixels (default 224) */
+    int threads;    /* 0: all CPUs */
+    int quality;    /* JPEG quality (default 90) */
+} vt_sample_opts;
+
+int vt_sample_catalog(const char *dir, const vt_sample_opts *opts);
+
+/* The colours and article types the sample catalog draws, for tests and tools. */
+int vt_sample_colour_count(void);
+const char *vt_sample_colour_name(int i);
+void vt_sample_colour_rgb(int i, uint8_t rgb[3]);
+int vt_sample_type_count(void);
+const char *vt_sample_type_name(int i);
+
 #ifdef __cplusplus
 }
 #endif

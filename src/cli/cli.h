@@ -11,6 +11,7 @@ enum { VT_EXIT_OK = 0, VT_EXIT_FAIL = 1, VT_EXIT_USAGE = 2, VT_EXIT_PARTIAL = 3 
 typedef int (*vt_cmd_fn)(int argc, char **argv);
 
 int vt_cmd_preprocess(int argc, char **argv);
+int vt_cmd_sample_catalog(int argc, char **argv);
 
 /* Prints "vitrine: <msg>: <vt_errmsg()>" to stderr; returns VT_EXIT_FAIL. */
 int cli_fail(int rc, const char *what);
