@@ -7,8 +7,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 tags=("$@")
 [ ${#tags[@]} -gt 0 ] || tags=(build test)
 want=()
-while read -r name tag _; do
+while read -r name tag extra _; do
   case "$name" in ''|'#'*) continue ;; esac
+  case "$extra" in if-missing=*) command -v "${extra#if-missing=}" >/dev/null 2>&1 && continue ;; esac
   for t in "${tags[@]}"; do
     if [ "$t" = "$tag" ]; then want+=("$name"); fi
   done
@@ -18,8 +19,17 @@ for p in "${want[@]}"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$st" = "install ok installed" ] || missing+=("$p")
 done
+# npm packages of the browser test (playwright-core drives Debian's chromium; no browser download).
+npm_deps() {
+  local dir=$here/../tests/browser
+  if [[ " ${tags[*]} " == *" test "* ]] && [ ! -d "$dir/node_modules/playwright-core" ] && command -v npm >/dev/null 2>&1; then
+    echo "deps: npm install in tests/browser"
+    (cd "$dir" && npm install --no-audit --no-fund --ignore-scripts >/dev/null) || echo "deps: npm install failed; the browser test will be skipped" >&2
+  fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#want[@]} packages for [${tags[*]}] are installed"
+  npm_deps
   exit 0
 fi
 cmd="apt-get install -y --no-install-recommends ${missing[*]}"
@@ -35,3 +45,4 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/d
   apt-get update -q
 fi
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+npm_deps

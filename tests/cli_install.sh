@@ -4,6 +4,10 @@
 set -eu
 bin=$1
 build=$(dirname "$bin")
+if grep -q '^VT_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "sanitizer build: its libraries need the sanitizer runtime to link; checked in the plain build"
+  exit 77
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null

@@ -16,23 +16,15 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 
-from PIL import Image
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pil_letterbox import letterbox  # noqa: E402
 
 
 def pil_job(path, size=224):
-    im = Image.open(path)
-    im.draft("RGB", (size, size))  # JPEG DCT scaling, as vitrine's min_long
-    im = im.convert("RGB")
-    w, h = im.size
-    s = size / max(w, h)
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    if (nw, nh) != (w, h):
-        im = im.resize((nw, nh), Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (255, 255, 255))
-    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
-    return canvas.size
+    return letterbox(path, size).size
 
 
 def run_pillow(files, threads, size):
