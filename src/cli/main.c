@@ -13,6 +13,7 @@ typedef struct {
 static const command commands[] = {
     {"preprocess", vt_cmd_preprocess, "show what the network sees for a photo; benchmark decoding"},
     {"sample-catalog", vt_cmd_sample_catalog, "draw a procedural sample catalog (photos + styles.csv) for demos and tests"},
+    {"index", vt_cmd_index, "build and query similarity indexes (exact scan, HNSW) over vector files"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,742 @@
+/* index.c: the vt_index object: storage layout, labels, adds and removes, exact and batched search. */
+#include "index_internal.h"
+#include <math.h>
+#include <string.h>
+#include <sys/mman.h>
+
+void vt_index_opts_init(vt_index_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = VT_INDEX_FLAT;
+    o->store = VT_STORE_F32;
+    o->metric = VT_METRIC_COSINE;
+    o->M = 16;
+    o->ef_construction = 200;
+    o->seed = 42;
+    o->threads = 1;
+}
+
+size_t vt__elem_size(vt_index_store s) { return s == VT_STORE_F32 ? 4 : s == VT_STORE_F16 ? 2 : 1; }
+
+/* Validates o and allocates an empty index with the derived layout (no rows). */
+int vt__index_alloc(const vt_index_opts *o, vt_index **out) {
+    *out = NULL;
+    if ((unsigned)o->kind > VT_INDEX_HNSW) return vt__err(VT_EINVAL, "index: unknown kind %d", (int)o->kind);
+    if ((unsigned)o->store > VT_STORE_I8) return vt__err(VT_EINVAL, "index: unknown storage %d", (int)o->store);
+    if ((unsigned)o->metric > VT_METRIC_L2) return vt__err(VT_EINVAL, "index: unknown metric %d", (int)o->metric);
+    if (o->dim < 1 || o->dim > 65536) return vt__err(VT_EINVAL, "index: dimension %d is not in 1..65536", o->dim);
+    if (o->kind == VT_INDEX_HNSW) {
+        if (o->M < 2 || o->M > 256) return vt__err(VT_EINVAL, "index: M %d is not in 2..256", o->M);
+        if (o->ef_construction < 1 || o->ef_construction > 100000)
+            return vt__err(VT_EINVAL, "index: ef_construction %d is not in 1..100000", o->ef_construction);
+    }
+    if (o->threads < 0 || o->threads > 1024) return vt__err(VT_EINVAL, "index: thread count %d", o->threads);
+    vt_index *x = calloc(1, sizeof *x);
+    if (!x) return vt__err(VT_ENOMEM, "out of memory");
+    x->o = *o;
+    size_t pad = o->store == VT_STORE_I8 ? 64 : 16;
+    x->dpad = ((size_t)o->dim + pad - 1) / pad * pad;
+    x->code_bytes = x->dpad * vt__elem_size(o->store);
+    if (o->kind == VT_INDEX_HNSW) {
+        x->M = o->M;
+        x->M0 = 2 * o->M;
+        x->link_bytes = ((size_t)(1 + x->M0) * 4 + 7) / 8 * 8;
+        x->level_mult = 1.0 / log((double)o->M);
+    }
+    x->stride = x->link_bytes + x->code_bytes + 8;
+    x->entry = VT__NOID;
+    x->maxlevel = -1;
+    vt_rng_seed(&x->rng, o->seed);
+    pthread_mutex_init(&x->glock, NULL);
+    pthread_mutex_init(&x->vmu, NULL);
+    *out = x;
+    return VT_OK;
+}
+
+int vt_index_create(const vt_index_opts *o, vt_index **out) {
+    if (!o || !out) return vt__err(VT_EINVAL, "index: NULL argument");
+    return vt__index_alloc(o, out);
+}
+
+void vt_index_free(vt_index *x) {
+    if (!x) return;
+    if (x->map) munmap(x->map, x->maplen);
+    else free(x->blocks);
+    free(x->labels);
+    free(x->deleted);
+    free(x->hkey);
+    free(x->hval);
+    free(x->levels);
+    if (x->upper) {
+        for (size_t i = x->upper_pool_n; i < x->n; i++) free(x->upper[i]);
+    }
+    free(x->upper);
+    free(x->upper_pool);
+    free(x->locks);
+    for (int i = 0; i < x->nvfree; i++) {
+        free(x->vfree[i]->tag);
+        free(x->vfree[i]->cand);
+        free(x->vfree[i]->res);
+        free(x->vfree[i]);
+    }
+    free(x->vfree);
+    pthread_mutex_destroy(&x->glock);
+    pthread_mutex_destroy(&x->vmu);
+    free(x);
+}
+
+/* Grows a heap array to hold `cap` elements of `size` bytes, zeroing the new part. */
+static int grow(void *pp, size_t old, size_t cap, size_t size) {
+    void **p = pp;
+    size_t bytes;
+    if (vt__mul_overflow(cap, size, &bytes)) return -1;
+    void *q = realloc(*p, bytes ? bytes : 1);
+    if (!q) return -1;
+    memset((char *)q + old * size, 0, (cap - old) * size);
+    *p = q;
+    return 0;
+}
+
+/* If the rows live in a file mapping, copies them to the heap so they can be modified. */
+int vt__materialize(vt_index *x) {
+    if (!x->map) return VT_OK;
+    size_t bytes = x->cap * x->stride;
+    uint8_t *b = malloc(bytes ? bytes : 1);
+    if (!b) return vt__err(VT_ENOMEM, "index: out of memory copying %zu bytes", bytes);
+    memcpy(b, x->blocks, x->n * x->stride);
+    munmap(x->map, x->maplen);
+    x->map = NULL;
+    x->maplen = 0;
+    x->blocks = b;
+    return VT_OK;
+}
+
+static int hash_rehash(vt_index *x, size_t hcap);
+
+/* Makes room for `cap` rows in every per-row array (rows beyond n stay unused). */
+int vt__reserve(vt_index *x, size_t cap) {
+    if (cap >= VT__NOID) return vt__err(VT_ETOOBIG, "index: %zu items is above the limit of %u", cap, VT__NOID - 1);
+    if (cap <= x->cap) return VT_OK;
+    size_t ncap = x->cap + x->cap / 2; /* amortised growth, but a big batch gets exactly its size */
+    if (ncap < cap) ncap = cap;
+    if (ncap < 64) ncap = 64;
+    if (ncap >= VT__NOID) ncap = VT__NOID - 1;
+    int rc = vt__materialize(x);
+    if (rc) return rc;
+    size_t oldw = (x->cap + 63) / 64, neww = (ncap + 63) / 64;
+    if (grow(&x->blocks, x->cap, ncap, x->stride) || grow(&x->labels, x->cap, ncap, sizeof *x->labels) ||
+        grow(&x->deleted, oldw, neww, sizeof *x->deleted) || grow(&x->levels, x->cap, ncap, 1) ||
+        grow(&x->locks, x->cap, ncap, 1) ||
+        (x->o.kind == VT_INDEX_HNSW && grow(&x->upper, x->cap, ncap, sizeof *x->upper)))
+        return vt__err(VT_ENOMEM, "index: out of memory growing to %zu items", ncap);
+    x->cap = ncap;
+    if (x->hcap * 3 < ncap * 4) { /* load factor at most 3/4 */
+        size_t h = 64;
+        while (h * 3 < ncap * 4) h *= 2;
+        if (hash_rehash(x, h)) return vt__err(VT_ENOMEM, "index: out of memory for the label map");
+    }
+    return VT_OK;
+}
+
+/* ---- label -> row map: open addressing, linear probing, backward-shift deletion */
+static inline size_t hslot(int64_t k, size_t mask) {
+    uint64_t h = (uint64_t)k * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h ^ (h >> 29)) & mask;
+}
+
+static int hash_rehash(vt_index *x, size_t hcap) {
+    int64_t *k = malloc(hcap * sizeof *k);
+    uint32_t *v = malloc(hcap * sizeof *v);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    memset(v, 0xff, hcap * sizeof *v);
+    for (size_t i = 0; i < x->hcap; i++) {
+        if (x->hval[i] == VT__NOID) continue;
+        size_t s = hslot(x->hkey[i], hcap - 1);
+        while (v[s] != VT__NOID) s = (s + 1) & (hcap - 1);
+        k[s] = x->hkey[i];
+        v[s] = x->hval[i];
+    }
+    free(x->hkey);
+    free(x->hval);
+    x->hkey = k;
+    x->hval = v;
+    x->hcap = hcap;
+    return 0;
+}
+
+/* Maps label to id; VT_EEXIST if the label is already present. The table must have room. */
+int vt__hash_put(vt_index *x, int64_t label, uint32_t id) {
+    size_t mask = x->hcap - 1, s = hslot(label, mask);
+    while (x->hval[s] != VT__NOID) {
+        if (x->hkey[s] == label) return VT_EEXIST;
+        s = (s + 1) & mask;
+    }
+    x->hkey[s] = label;
+    x->hval[s] = id;
+    return VT_OK;
+}
+
+uint32_t vt__hash_get(const vt_index *x, int64_t label) {
+    if (!x->hcap) return VT__NOID;
+    size_t mask = x->hcap - 1, s = hslot(label, mask);
+    while (x->hval[s] != VT__NOID) {
+        if (x->hkey[s] == label) return x->hval[s];
+        s = (s + 1) & mask;
+    }
+    return VT__NOID;
+}
+
+static void hash_del(vt_index *x, int64_t label) {
+    size_t mask = x->hcap - 1, s = hslot(label, mask);
+    while (x->hval[s] != VT__NOID && x->hkey[s] != label) s = (s + 1) & mask;
+    if (x->hval[s] == VT__NOID) return;
+    size_t hole = s;
+    for (size_t j = (hole + 1) & mask; x->hval[j] != VT__NOID; j = (j + 1) & mask) {
+        size_t home = hslot(x->hkey[j], mask);
+        /* move j into the hole unless its home lies cyclically in (hole, j] */
+        int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (stays) continue;
+        x->hkey[hole] = x->hkey[j];
+        x->hval[hole] = x->hval[j];
+        hole = j;
+    }
+    x->hval[hole] = VT__NOID;
+}
+
+/* ---- vector encoding and distances */
+static float sqnorm(const float *v, size_t d) {
+    double s = 0;
+    for (size_t i = 0; i < d; i++) s += (double)v[i] * v[i];
+    return (float)s;
+}
+
+/* Quantises v (dpad floats) to int8 in [-127, 127] with a per-vector scale; returns the scale
+ * and the squared norm of the dequantised vector in *sq. */
+static float quantize_i8(const float *v, size_t d, int8_t *out, float *sq) {
+    float m = 0;
+    for (size_t i = 0; i < d; i++) m = fmaxf(m, fabsf(v[i]));
+    float scale = m > 0 ? m / 127.0f : 1.0f, inv = m > 0 ? 127.0f / m : 0.0f;
+    int64_t s = 0;
+    for (size_t i = 0; i < d; i++) {
+        long q = lrintf(v[i] * inv);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        out[i] = (int8_t)q;
+        s += q * q;
+    }
+    *sq = (float)((double)s * scale * scale);
+    return scale;
+}
+
+/* Copies v (dim floats) into buf (dpad floats, zero padded), normalised for cosine. */
+static void pad_copy(const vt_index *x, const float *v, float *buf) {
+    size_t d = (size_t)x->o.dim;
+    memcpy(buf, v, d * sizeof *buf);
+    memset(buf + d, 0, (x->dpad - d) * sizeof *buf);
+    if (x->o.metric == VT_METRIC_COSINE) {
+        float n = sqrtf(sqnorm(buf, d));
+        if (n > 0) {
+            float inv = 1.0f / n;
+            for (size_t i = 0; i < d; i++) buf[i] *= inv;
+        }
+    }
+}
+
+/* Stores buf (dpad floats, already padded and normalised) as row id. */
+void vt__encode(const vt_index *x, const float *buf, uint32_t id) {
+    void *code = (void *)vt__code(x, id);
+    float *aux = vt__aux(x, id);
+    size_t d = x->dpad;
+    if (x->o.store == VT_STORE_F32) {
+        memcpy(code, buf, d * 4);
+        aux[0] = 1.0f;
+        aux[1] = sqnorm(buf, d);
+    } else if (x->o.store == VT_STORE_F16) {
+        uint16_t *h = code;
+        double s = 0;
+        for (size_t i = 0; i < d; i++) {
+            h[i] = vt__f32_to_f16(buf[i]);
+            float f = vt__f16_to_f32(h[i]);
+            s += (double)f * f;
+        }
+        aux[0] = 1.0f;
+        aux[1] = (float)s;
+    } else {
+        aux[0] = quantize_i8(buf, d, code, &aux[1]);
+    }
+}
+
+/* buf holds 2*dpad floats: the padded query, then (int8 storage) its int8 code. */
+void vt__prepare(const vt_index *x, const float *v, float *buf, vt__query *q) {
+    pad_copy(x, v, buf);
+    q->code = buf;
+    q->scale = 1.0f;
+    q->sqnorm = sqnorm(buf, x->dpad);
+    q->fq = buf;
+    q->fsqnorm = q->sqnorm;
+    if (x->o.store == VT_STORE_I8) {
+        int8_t *c = (int8_t *)(buf + x->dpad);
+        q->scale = quantize_i8(buf, x->dpad, c, &q->sqnorm);
+        q->code = c;
+    }
+}
+
+void vt__prepare_node(const vt_index *x, uint32_t id, float *buf, vt__query *q) {
+    const float *aux = vt__aux(x, id);
+    q->scale = aux[0];
+    q->sqnorm = aux[1];
+    q->fq = NULL;
+    if (x->o.store == VT_STORE_F16) {
+        vt__kernels_get()->f16_to_f32(vt__code(x, id), buf, x->dpad);
+        q->code = buf;
+    } else {
+        q->code = vt__code(x, id);
+    }
+}
+
+float vt__dist(const vt_index *x, const vt__kernels *k, const vt__query *q, uint32_t id) {
+    const void *c = vt__code(x, id);
+    int l2 = x->o.metric == VT_METRIC_L2;
+    switch (x->o.store) {
+    case VT_STORE_F32: return l2 ? k->l2_f32(q->code, c, x->dpad) : -k->dot_f32(q->code, c, x->dpad);
+    case VT_STORE_F16: return l2 ? k->l2_f16(q->code, c, x->dpad) : -k->dot_f16(q->code, c, x->dpad);
+    default: {
+        const float *aux = vt__aux(x, id);
+        float dot = q->scale * aux[0] * (float)k->dot_i8(q->code, c, x->dpad);
+        return l2 ? q->sqnorm + aux[1] - 2 * dot : -dot;
+    }
+    }
+}
+
+int vt__admitted(const vt_index *x, const vt_bitset *f, uint32_t id) {
+    if (vt__is_deleted(x, id)) return 0;
+    if (!f) return 1;
+    int64_t l = x->labels[id];
+    return l >= 0 && vt_bitset_test(f, (size_t)l);
+}
+
+/* ---- visited lists, pooled so concurrent searches do not allocate */
+vt__visited *vt__visited_get(vt_index *x) {
+    vt__visited *v = NULL;
+    pthread_mutex_lock(&x->vmu);
+    if (x->nvfree) v = x->vfree[--x->nvfree];
+    pthread_mutex_unlock(&x->vmu);
+    if (!v) {
+        v = calloc(1, sizeof *v);
+        if (!v) return NULL;
+    }
+    if (v->cap < x->n) {
+        free(v->tag);
+        v->cap = x->n + x->n / 4 + 64;
+        v->tag = calloc(v->cap, sizeof *v->tag);
+        v->cur = 0;
+        if (!v->tag) {
+            free(v->cand);
+            free(v->res);
+            free(v);
+            return NULL;
+        }
+    }
+    if (++v->cur == 0) {
+        memset(v->tag, 0, v->cap * sizeof *v->tag);
+        v->cur = 1;
+    }
+    return v;
+}
+
+void vt__visited_put(vt_index *x, vt__visited *v) {
+    pthread_mutex_lock(&x->vmu);
+    if (x->nvfree == x->vfree_cap) {
+        int nc = x->vfree_cap ? 2 * x->vfree_cap : 8;
+        vt__visited **nv = realloc(x->vfree, (size_t)nc * sizeof *nv);
+        if (!nv) {
+            pthread_mutex_unlock(&x->vmu);
+            free(v->tag);
+            free(v->cand);
+            free(v->res);
+            free(v);
+            return;
+        }
+        x->vfree = nv;
+        x->vfree_cap = nc;
+    }
+    x->vfree[x->nvfree++] = v;
+    pthread_mutex_unlock(&x->vmu);
+}
+
+/* ---- add / remove */
+typedef struct {
+    vt_index *x;
+    const float *vecs;
+    size_t first;
+    float **bufs;
+    int *levels;
+    int rc;
+} add_ctx;
+
+static void add_one(void *p, size_t i, int worker) {
+    add_ctx *c = p;
+    uint32_t id = (uint32_t)(c->first + i);
+    int rc = vt__hnsw_insert(c->x, id, c->levels[i], c->bufs[worker]);
+    if (rc) __atomic_store_n(&c->rc, rc, __ATOMIC_RELAXED);
+}
+
+int vt_index_add(vt_index *x, const float *vecs, size_t n, const int64_t *labels) {
+    if (!x || (!vecs && n)) return vt__err(VT_EINVAL, "index add: NULL argument");
+    if (n == 0) return VT_OK;
+    size_t first = x->n;
+    if (n >= VT__NOID || first + n >= VT__NOID) return vt__err(VT_ETOOBIG, "index: too many items");
+    int rc = vt__reserve(x, first + n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        int64_t l = labels ? labels[i] : (int64_t)(first + i);
+        if (l < 0 || vt__hash_put(x, l, (uint32_t)(first + i)) != VT_OK) {
+            for (size_t j = 0; j < i; j++) hash_del(x, labels ? labels[j] : (int64_t)(first + j));
+            return l < 0 ? vt__err(VT_EINVAL, "index add: label %lld is negative", (long long)l)
+                         : vt__err(VT_EEXIST, "index add: label %lld is already in the index", (long long)l);
+        }
+        x->labels[first + i] = l;
+    }
+    float *buf = malloc(x->dpad * sizeof *buf);
+    if (!buf) return vt__err(VT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        pad_copy(x, vecs + i * (size_t)x->o.dim, buf);
+        vt__encode(x, buf, (uint32_t)(first + i));
+    }
+    free(buf);
+    if (x->o.kind == VT_INDEX_FLAT) {
+        x->n = first + n;
+        return VT_OK;
+    }
+    /* HNSW: levels drawn in order from the seeded generator, then parallel inserts */
+    int *levels = malloc(n * sizeof *levels);
+    if (!levels) return vt__err(VT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        levels[i] = vt__hnsw_random_level(x);
+        x->levels[first + i] = (uint8_t)levels[i];
+        memset(vt__links0(x, (uint32_t)(first + i)), 0, x->link_bytes);
+        if (vt__hnsw_alloc_upper(x, (uint32_t)(first + i), levels[i])) {
+            free(levels);
+            return vt__err(VT_ENOMEM, "out of memory for graph links");
+        }
+    }
+    x->n = first + n;
+    vt_pool *pool = NULL;
+    int threads = x->o.threads ? x->o.threads : vt_cpu_count();
+    if (threads > 1 && n > 1 && vt_pool_create(threads, &pool)) pool = NULL;
+    int nt = vt_pool_threads(pool);
+    add_ctx c = {x, vecs, first, calloc((size_t)nt, sizeof(float *)), levels, 0};
+    int ok = c.bufs != NULL;
+    for (int t = 0; ok && t < nt; t++) ok = (c.bufs[t] = malloc(4 * x->dpad * sizeof(float))) != NULL;
+    if (ok) vt_pool_parallel_for(pool, n, 16, add_one, &c);
+    for (int t = 0; c.bufs && t < nt; t++) free(c.bufs[t]);
+    free(c.bufs);
+    free(levels);
+    vt_pool_free(pool);
+    if (!ok) return vt__err(VT_ENOMEM, "out of memory");
+    return c.rc;
+}
+
+int vt_index_remove(vt_index *x, int64_t label) {
+    if (!x) return vt__err(VT_EINVAL, "index remove: NULL index");
+    uint32_t id = vt__hash_get(x, label);
+    if (id == VT__NOID) return vt__err(VT_ENOTFOUND, "index remove: label %lld is not in the index", (long long)label);
+    int rc = vt__materialize(x);
+    if (rc) return rc;
+    x->deleted[id >> 6] |= 1ull << (id & 63);
+    x->ndeleted++;
+    hash_del(x, label);
+    return VT_OK;
+}
+
+size_t vt_index_size(const vt_index *x) { return x ? x->n - x->ndeleted : 0; }
+
+void vt_index_get_opts(const vt_index *x, vt_index_opts *o) { *o = x->o; }
+
+size_t vt_index_memory(const vt_index *x) {
+    size_t b = x->n * x->stride + x->n * (sizeof(int64_t) + 2) + (x->n + 63) / 64 * 8 + x->hcap * 12;
+    if (x->upper) {
+        b += x->n * sizeof(*x->upper);
+        for (size_t i = 0; i < x->n; i++) b += (size_t)x->levels[i] * (size_t)(1 + x->M) * 4;
+    }
+    return b;
+}
+
+/* ---- top-k: a max-heap on distance (worst on top) */
+static inline void heap_push(vt__cand *h, int *n, int k, float d, uint32_t id) {
+    int i;
+    if (*n < k) {
+        i = (*n)++;
+        while (i > 0) {
+            int p = (i - 1) / 2;
+            if (h[p].d >= d) break;
+            h[i] = h[p];
+            i = p;
+        }
+        h[i].d = d;
+        h[i].id = id;
+        return;
+    }
+    if (d >= h[0].d) return;
+    i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        float md = d;
+        if (l < *n && h[l].d > md) { m = l; md = h[l].d; }
+        if (r < *n && h[r].d > md) m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i].d = d;
+    h[i].id = id;
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const vt__cand *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->id > y->id) - (x->id < y->id);
+}
+
+/* int8 storage gathers more candidates than asked, then re-ranks them with the float query
+ * against the int8 rows, which removes the query's quantisation error. */
+static int cand_cap(const vt_index *x, int k) { return x->o.store == VT_STORE_I8 ? 2 * k + 8 : k; }
+
+static void rerank(const vt_index *x, const vt__kernels *k, const vt__query *q, vt__cand *h, int n) {
+    if (x->o.store != VT_STORE_I8 || !q->fq) return;
+    for (int i = 0; i < n; i++) {
+        const float *aux = vt__aux(x, h[i].id);
+        float dot = aux[0] * k->dot_f32_i8(q->fq, vt__code(x, h[i].id), x->dpad);
+        h[i].d = x->o.metric == VT_METRIC_L2 ? q->fsqnorm + aux[1] - 2 * dot : -dot;
+    }
+}
+
+/* Sorts candidates by distance, then row (insertion sort below 64, qsort above). */
+void vt__sort_cands(vt__cand *h, size_t n) {
+    if (n > 64) {
+        qsort(h, n, sizeof *h, cmp_cand);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        vt__cand c = h[i];
+        size_t j = i;
+        while (j > 0 && cmp_cand(&h[j - 1], &c) > 0) {
+            h[j] = h[j - 1];
+            j--;
+        }
+        h[j] = c;
+    }
+}
+
+/* Writes the sorted candidates as labels and scores, padding with -1 up to k. */
+static void emit(const vt_index *x, vt__cand *h, int n, int k, int64_t *labels, float *scores) {
+    vt__sort_cands(h, (size_t)n);
+    for (int i = 0; i < k; i++) {
+        labels[i] = i < n ? x->labels[h[i].id] : -1;
+        if (scores) scores[i] = i < n ? (x->o.metric == VT_METRIC_L2 ? h[i].d : -h[i].d) : NAN;
+    }
+}
+
+#define SCAN_BLOCK 256
+
+/* Converts one block of raw kernel output into distances and pushes the admitted rows. */
+static void scan_block(const vt_index *x, const vt__kernels *k, const vt__query *q, size_t r0, size_t nr,
+                       const vt_bitset *f, vt__cand *h, int *hn, int kk) {
+    float d[SCAN_BLOCK];
+    const uint8_t *base = vt__node(x, (uint32_t)r0) + x->link_bytes;
+    int l2 = x->o.metric == VT_METRIC_L2;
+    switch (x->o.store) {
+    case VT_STORE_F32: k->scan_f32(q->code, base, x->stride, nr, x->dpad, l2, d); break;
+    case VT_STORE_F16: k->scan_f16(q->code, base, x->stride, nr, x->dpad, l2, d); break;
+    default: {
+        int32_t raw[SCAN_BLOCK];
+        k->scan_i8(q->code, base, x->stride, nr, x->dpad, raw);
+        for (size_t i = 0; i < nr; i++) {
+            const float *aux = vt__aux(x, (uint32_t)(r0 + i));
+            float dot = q->scale * aux[0] * (float)raw[i];
+            d[i] = l2 ? q->sqnorm + aux[1] - 2 * dot : dot;
+        }
+    }
+    }
+    if (!l2)
+        for (size_t i = 0; i < nr; i++) d[i] = -d[i];
+    int check = f || x->ndeleted;
+    for (size_t i = 0; i < nr; i++) {
+        if (*hn == kk && d[i] >= h[0].d) continue;
+        if (check && !vt__admitted(x, f, (uint32_t)(r0 + i))) continue;
+        heap_push(h, hn, kk, d[i], (uint32_t)(r0 + i));
+    }
+}
+
+/* Exact search over every row. */
+static void flat_search(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
+                        vt__cand *h, int *hn) {
+    *hn = 0;
+    for (size_t r = 0; r < x->n; r += SCAN_BLOCK) scan_block(x, k, q, r, VT_MIN((size_t)SCAN_BLOCK, x->n - r), f, h, hn, kk);
+}
+
+/* Exact search over the admitted labels only (for selective filters). */
+static void sparse_search(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
+                          vt__cand *h, int *hn) {
+    *hn = 0;
+    size_t words = (f->nbits + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t bits = f->w[w];
+        while (bits) {
+            size_t label = w * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            uint32_t id = vt__hash_get(x, (int64_t)label);
+            if (id == VT__NOID || vt__is_deleted(x, id)) continue;
+            heap_push(h, hn, kk, vt__dist(x, k, q, id), id);
+        }
+    }
+}
+
+/* One query, any kind. h holds max(k, ef) candidates. */
+static int search_one(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_search_opts *so,
+                      vt__cand *h, int *hn) {
+    int user_k = kk;
+    kk = cand_cap(x, kk);
+    const vt_bitset *f = so ? so->filter : NULL;
+    size_t live = x->n - x->ndeleted;
+    *hn = 0;
+    if (live == 0) return VT_OK;
+    if (f) {
+        double below = so->exact_below == 0 ? 0.02 : so->exact_below;
+        double frac = (double)f->count / (double)live;
+        int sparse_cheaper = f->count < x->n / 8 && (f->nbits + 63) / 64 < x->n;
+        if ((x->o.kind == VT_INDEX_HNSW && frac < below) || (x->o.kind == VT_INDEX_FLAT && sparse_cheaper)) {
+            sparse_search(x, k, q, kk, f, h, hn);
+            rerank(x, k, q, h, *hn);
+            return VT_OK;
+        }
+    }
+    if (x->o.kind == VT_INDEX_FLAT) {
+        flat_search(x, k, q, kk, f, h, hn);
+        rerank(x, k, q, h, *hn);
+        return VT_OK;
+    }
+    int ef = so && so->ef > 0 ? so->ef : 64;
+    if (ef < user_k) ef = user_k; /* the beam is ef (at least k); int8 re-ranks what it holds */
+    if (f && live) { /* widen the beam as the filter gets more selective */
+        double frac = (double)f->count / (double)live;
+        if (frac < 1 && frac > 0) ef = (int)VT_MIN(ef * 8.0, ef / sqrt(frac));
+    }
+    int rc = vt__hnsw_search((vt_index *)x, k, q, kk, ef, f, h, hn);
+    rerank(x, k, q, h, *hn);
+    return rc;
+}
+
+static int check_search(const vt_index *x, const float *q, int k, int64_t *labels) {
+    if (!x || !q || !labels) return vt__err(VT_EINVAL, "index search: NULL argument");
+    if (k < 1 || k > 100000) return vt__err(VT_EINVAL, "index search: k %d is not in 1..100000", k);
+    return VT_OK;
+}
+
+
+int vt_index_search(const vt_index *x, const float *q, int k, const vt_search_opts *so, int64_t *labels,
+                    float *scores, int *found) {
+    int rc = check_search(x, q, k, labels);
+    if (rc) return rc;
+    const vt__kernels *kern = vt__kernels_get();
+    /* small queries use the stack: no allocation on the common path */
+    float sbuf[2 * 1024];
+    vt__cand sh[64];
+    size_t hc = (size_t)cand_cap(x, k);
+    float *buf = x->dpad <= 1024 ? sbuf : malloc(2 * x->dpad * sizeof *buf);
+    vt__cand *h = hc <= 64 ? sh : malloc(hc * sizeof *h);
+    if (!buf || !h) {
+        if (buf != sbuf) free(buf);
+        if (h != sh) free(h);
+        return vt__err(VT_ENOMEM, "out of memory");
+    }
+    vt__query pq;
+    vt__prepare(x, q, buf, &pq);
+    int hn = 0;
+    rc = search_one(x, kern, &pq, k, so, h, &hn);
+    if (rc == VT_OK) {
+        emit(x, h, hn, k, labels, scores);
+        if (found) *found = VT_MIN(hn, k);
+    }
+    if (buf != sbuf) free(buf);
+    if (h != sh) free(h);
+    return rc;
+}
+
+/* ---- batched search */
+#define BATCH_Q 32
+
+typedef struct {
+    const vt_index *x;
+    const vt__kernels *k;
+    const float *q;
+    size_t nq;
+    int kk;
+    const vt_search_opts *so;
+    int64_t *labels;
+    float *scores;
+    int rc;
+} batch_ctx;
+
+/* Exact scan of one chunk of up to BATCH_Q queries: every block of rows (sized to stay in the
+ * L2 cache) is scored against all queries of the chunk before moving on. */
+static void batch_flat_chunk(void *p, size_t chunk, int worker) {
+    (void)worker;
+    batch_ctx *c = p;
+    const vt_index *x = c->x;
+    size_t q0 = chunk * BATCH_Q, nq = VT_MIN((size_t)BATCH_Q, c->nq - q0);
+    float *buf = malloc(nq * 2 * x->dpad * sizeof *buf);
+    int kc = cand_cap(x, c->kk);
+    vt__cand *h = malloc(nq * (size_t)kc * sizeof *h);
+    vt__query pq[BATCH_Q];
+    int hn[BATCH_Q] = {0};
+    if (!buf || !h) {
+        free(buf);
+        free(h);
+        c->rc = VT_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < nq; i++) vt__prepare(x, c->q + (q0 + i) * (size_t)x->o.dim, buf + i * 2 * x->dpad, &pq[i]);
+    const vt_bitset *f = c->so ? c->so->filter : NULL;
+    size_t block = VT_MAX((size_t)SCAN_BLOCK, (256u << 10) / x->stride / SCAN_BLOCK * SCAN_BLOCK);
+    for (size_t r0 = 0; r0 < x->n; r0 += block) {
+        size_t r1 = VT_MIN(r0 + block, x->n);
+        for (size_t i = 0; i < nq; i++)
+            for (size_t r = r0; r < r1; r += SCAN_BLOCK)
+                scan_block(x, c->k, &pq[i], r, VT_MIN((size_t)SCAN_BLOCK, r1 - r), f, h + i * (size_t)kc, &hn[i], kc);
+    }
+    for (size_t i = 0; i < nq; i++) rerank(x, c->k, &pq[i], h + i * (size_t)kc, hn[i]);
+    for (size_t i = 0; i < nq; i++)
+        emit(x, h + i * (size_t)kc, hn[i], c->kk, c->labels + (q0 + i) * (size_t)c->kk,
+             c->scores ? c->scores + (q0 + i) * (size_t)c->kk : NULL);
+    free(buf);
+    free(h);
+}
+
+static void batch_one(void *p, size_t i, int worker) {
+    (void)worker;
+    batch_ctx *c = p;
+    size_t kk = (size_t)c->kk;
+    int rc = vt_index_search(c->x, c->q + i * (size_t)c->x->o.dim, c->kk, c->so, c->labels + i * kk,
+                             c->scores ? c->scores + i * kk : NULL, NULL);
+    if (rc) c->rc = rc;
+}
+
+int vt_index_search_batch(const vt_index *x, const float *q, size_t nq, int k, const vt_search_opts *so,
+                          int64_t *labels, float *scores) {
+    int rc = check_search(x, q, k, labels);
+    if (rc) return rc;
+    int threads = so && so->threads > 1 ? so->threads : 1;
+    vt_pool *pool = NULL;
+    if (threads > 1 && (rc = vt_pool_create(threads, &pool))) return rc;
+    batch_ctx c = {x, vt__kernels_get(), q, nq, k, so, labels, scores, 0};
+    int dense = x->o.kind == VT_INDEX_FLAT && !(so && so->filter && so->filter->count < x->n / 8);
+    if (dense)
+        vt_pool_parallel_for(pool, (nq + BATCH_Q - 1) / BATCH_Q, 1, batch_flat_chunk, &c);
+    else
+        vt_pool_parallel_for(pool, nq, 4, batch_one, &c);
+    vt_pool_free(pool);
+    if (c.rc == VT_ENOMEM) return vt__err(VT_ENOMEM, "out of memory in batch search");
+    return c.rc;
+}

@@ -1,0 +1,731 @@
+/* test_index.c: unit tests of the similarity index: kernels vs a naive reference, HNSW recall,
+ * filters, deletes, persistence and corruption, determinism, batching, concurrency. */
+#include "testutil.h"
+#include "index/index_internal.h"
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define VT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VT_ASAN 1
+#endif
+#endif
+#ifndef VT_ASAN
+#define VT_ASAN 0
+#endif
+
+/* sizes: smaller under the sanitizers, which run ~20x slower */
+#define N_GRAPH (VT_ASAN ? 4000 : 20000)
+#define N_QUERY (VT_ASAN ? 60 : 200)
+
+/* ---- data */
+static float gauss(vt_rng *r) {
+    double u = vt_rng_uniform(r), v = vt_rng_uniform(r);
+    return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
+}
+
+static float *random_vecs(size_t n, int d, uint64_t seed) {
+    vt_rng r;
+    vt_rng_seed(&r, seed);
+    float *v = malloc(n * (size_t)d * sizeof *v);
+    for (size_t i = 0; i < n * (size_t)d; i++) v[i] = gauss(&r);
+    return v;
+}
+
+/* n unit vectors around `nclus` random unit centres (noise sigma per vector). */
+static float *clustered(size_t n, int d, int nclus, float sigma, uint64_t seed) {
+    vt_rng r;
+    vt_rng_seed(&r, seed);
+    float *c = malloc((size_t)nclus * (size_t)d * sizeof *c), *v = malloc(n * (size_t)d * sizeof *v);
+    for (size_t i = 0; i < (size_t)nclus * (size_t)d; i++) c[i] = gauss(&r) / sqrtf((float)d);
+    for (size_t i = 0; i < n; i++) {
+        const float *ci = c + vt_rng_below(&r, (uint64_t)nclus) * (size_t)d;
+        double s = 0;
+        for (int j = 0; j < d; j++) {
+            float t = ci[j] + sigma * gauss(&r) / sqrtf((float)d);
+            v[i * (size_t)d + j] = t;
+            s += (double)t * t;
+        }
+        for (int j = 0; j < d; j++) v[i * (size_t)d + j] /= (float)sqrt(s);
+    }
+    free(c);
+    return v;
+}
+
+static vt_index *make(vt_index_kind kind, vt_index_store st, vt_metric m, int d) {
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    o.kind = kind;
+    o.store = st;
+    o.metric = m;
+    o.dim = d;
+    vt_index *x;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    return x;
+}
+
+/* ---- naive reference of the documented semantics (independent of the library code) */
+static float ref_f16(float f) { return (float)(_Float16)f; }
+
+/* Reproduces what the index stores for v: f32 as is, f16 rounded, i8 per-vector max-abs scale. */
+static void ref_represent(vt_index_store st, const float *v, int d, float *out) {
+    if (st == VT_STORE_F32) memcpy(out, v, (size_t)d * sizeof *v);
+    else if (st == VT_STORE_F16)
+        for (int i = 0; i < d; i++) out[i] = ref_f16(v[i]);
+    else {
+        float m = 0;
+        for (int i = 0; i < d; i++) m = fmaxf(m, fabsf(v[i]));
+        float s = m > 0 ? m / 127 : 1;
+        for (int i = 0; i < d; i++) {
+            float q = m > 0 ? rintf(v[i] * (127 / m)) : 0;
+            out[i] = fmaxf(-127, fminf(127, q)) * s;
+        }
+    }
+}
+
+static void normalise(float *v, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
+    if (s > 0)
+        for (int i = 0; i < d; i++) v[i] /= (float)sqrt(s);
+}
+
+/* Score as the index reports it: similarity for cosine/dot, squared distance for l2. */
+static double ref_score(vt_metric m, const float *a, const float *b, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += m == VT_METRIC_L2 ? ((double)a[i] - b[i]) * ((double)a[i] - b[i]) : (double)a[i] * b[i];
+    return s;
+}
+
+static int better(vt_metric m, double a, double b) { return m == VT_METRIC_L2 ? a < b : a > b; }
+
+/* Checks one exact-search answer against brute force over the reference representation:
+ * every returned label's reference score matches the returned score, and the i-th returned
+ * score matches the i-th best reference score (ties make labels ambiguous, scores are not). */
+static void check_exact(vt_index_store st, vt_metric m, const float *data, size_t n, int d, const float *q, int k,
+                        const int64_t *labels, const float *scores, const vt_bitset *filter) {
+    float *rq = malloc((size_t)d * sizeof *rq), *qq = malloc((size_t)d * sizeof *qq), *rx = malloc((size_t)d * sizeof *rx);
+    memcpy(qq, q, (size_t)d * sizeof *qq);
+    if (m == VT_METRIC_COSINE) normalise(qq, d);
+    memcpy(rq, qq, (size_t)d * sizeof *rq); /* final scores use the float query (int8: re-ranked) */
+    double *all = malloc(n * sizeof *all);
+    double *best = malloc((size_t)k * sizeof *best);
+    int nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(rx, data + i * (size_t)d, (size_t)d * sizeof *rx);
+        if (m == VT_METRIC_COSINE) normalise(rx, d);
+        ref_represent(st, rx, d, rx);
+        all[i] = ref_score(m, rq, rx, d);
+        if (filter && !vt_bitset_test(filter, i)) continue;
+        /* insertion into the sorted best-k list */
+        int j;
+        if (nb == k) {
+            if (!better(m, all[i], best[k - 1])) continue;
+            j = k - 1;
+        } else {
+            j = nb++;
+        }
+        while (j > 0 && better(m, all[i], best[j - 1])) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = all[i];
+    }
+    double tol = st == VT_STORE_F32 ? 1e-4 : 2e-3;
+    for (int i = 0; i < k; i++) {
+        if (i >= nb) {
+            assert_int_equal(labels[i], -1);
+            continue;
+        }
+        assert_true(labels[i] >= 0 && (size_t)labels[i] < n);
+        if (filter) assert_true(vt_bitset_test(filter, (size_t)labels[i]));
+        double scale = fabs(best[0]) + 1;
+        if (fabs(all[labels[i]] - scores[i]) > tol * scale || fabs(best[i] - scores[i]) > tol * scale) {
+            print_error("%s store, metric %d, rank %d: label %lld score %g, its reference %g, reference rank score %g\n",
+                        st == VT_STORE_F32 ? "f32" : st == VT_STORE_F16 ? "f16" : "i8", (int)m, i,
+                        (long long)labels[i], scores[i], all[labels[i]], best[i]);
+            fail();
+        }
+    }
+    free(rq);
+    free(qq);
+    free(rx);
+    free(all);
+    free(best);
+}
+
+/* ---- exact scan vs the naive reference: every kernel set, storage and metric */
+static void test_exact_matches_reference(void **state) {
+    (void)state;
+    const char *isas[] = {"portable", "avx2", "avx512"};
+    int dims[] = {37, 128};
+    const size_t n = 1500;
+    int tested = 0;
+    for (int ii = 0; ii < 3; ii++) {
+        if (vt_index_force_isa(isas[ii]) != VT_OK) {
+            print_message("  (kernel set %s not supported by this CPU: skipped)\n", isas[ii]);
+            continue;
+        }
+        assert_string_equal(vt_index_isa(), isas[ii]);
+        tested++;
+        for (int di = 0; di < 2; di++) {
+            int d = dims[di];
+            float *data = random_vecs(n, d, 100 + (uint64_t)d), *qs = random_vecs(8, d, 200 + (uint64_t)d);
+            for (int st = 0; st < 3; st++)
+                for (int m = 0; m < 3; m++) {
+                    vt_index *x = make(VT_INDEX_FLAT, (vt_index_store)st, (vt_metric)m, d);
+                    assert_int_equal(vt_index_add(x, data, n, NULL), VT_OK);
+                    int64_t labels[10];
+                    float scores[10];
+                    for (int qi = 0; qi < 8; qi++) {
+                        int found = -1;
+                        assert_int_equal(vt_index_search(x, qs + qi * d, 10, NULL, labels, scores, &found), VT_OK);
+                        assert_int_equal(found, 10);
+                        check_exact((vt_index_store)st, (vt_metric)m, data, n, d, qs + qi * d, 10, labels, scores, NULL);
+                    }
+                    /* the batched path answers the same */
+                    int64_t bl[8 * 10];
+                    float bs[8 * 10];
+                    assert_int_equal(vt_index_search_batch(x, qs, 8, 10, NULL, bl, bs), VT_OK);
+                    for (int qi = 0; qi < 8; qi++)
+                        check_exact((vt_index_store)st, (vt_metric)m, data, n, d, qs + qi * d, 10, bl + qi * 10, bs + qi * 10, NULL);
+                    vt_index_free(x);
+                }
+            free(data);
+            free(qs);
+        }
+    }
+    assert_true(tested >= 1);
+    assert_int_equal(vt_index_force_isa("auto"), VT_OK);
+}
+
+/* The kernels of every supported set agree with the portable ones on raw inputs, including
+ * int8 extremes (-127..127) that would saturate a careless maddubs. */
+static void test_kernels_agree(void **state) {
+    (void)state;
+    const vt__kernels *sets[] = {&vt__kernels_avx2, &vt__kernels_avx512};
+    const char *names[] = {"avx2", "avx512"};
+    vt_rng r;
+    vt_rng_seed(&r, 5);
+    size_t d = 256;
+    float a[256], b[256];
+    uint16_t h[256];
+    int8_t ia[256], ib[256];
+    for (size_t i = 0; i < d; i++) {
+        a[i] = gauss(&r);
+        b[i] = gauss(&r);
+        h[i] = vt__f32_to_f16(b[i]);
+        ia[i] = (int8_t)(i % 3 == 0 ? 127 : i % 3 == 1 ? -127 : (int)vt_rng_below(&r, 255) - 127);
+        ib[i] = (int8_t)(i % 2 ? -127 : 127);
+    }
+    const vt__kernels *p = &vt__kernels_portable;
+    for (int s = 0; s < 2; s++) {
+        if (vt_index_force_isa(names[s]) != VT_OK) continue;
+        const vt__kernels *k = sets[s];
+        assert_float_equal(k->dot_f32(a, b, d), p->dot_f32(a, b, d), 1e-3);
+        assert_float_equal(k->l2_f32(a, b, d), p->l2_f32(a, b, d), 1e-3);
+        assert_float_equal(k->dot_f16(a, h, d), p->dot_f16(a, h, d), 1e-3);
+        assert_float_equal(k->l2_f16(a, h, d), p->l2_f16(a, h, d), 1e-3);
+        assert_int_equal(k->dot_i8(ia, ib, d), p->dot_i8(ia, ib, d));
+        int32_t o1[3], o2[3];
+        /* three rows at stride 256 bytes: ib, ia, ib */
+        int8_t rows[3 * 256];
+        memcpy(rows, ib, 256);
+        memcpy(rows + 256, ia, 256);
+        memcpy(rows + 512, ib, 256);
+        k->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, o1);
+        p->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, o2);
+        for (int i = 0; i < 3; i++) assert_int_equal(o1[i], o2[i]);
+    }
+    vt_index_force_isa("auto");
+    /* half conversions: exact on representable values, round to nearest even */
+    assert_int_equal(vt__f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(vt__f32_to_f16(-2.0f), 0xc000);
+    assert_int_equal(vt__f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(vt__f32_to_f16(1e6f), 0x7c00);
+    for (int i = 0; i < 2000; i++) {
+        float f = gauss(&r) * (i % 7 ? 1.0f : 1e-5f);
+        assert_true(vt__f16_to_f32(vt__f32_to_f16(f)) == (float)(_Float16)f);
+    }
+}
+
+/* ---- HNSW recall */
+static double recall_vs(const int64_t *got, const int64_t *truth, size_t nq, int k) {
+    size_t hit = 0;
+    for (size_t q = 0; q < nq; q++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                if (truth[q * k + i] >= 0 && got[q * k + j] == truth[q * k + i]) {
+                    hit++;
+                    break;
+                }
+    size_t tot = 0;
+    for (size_t i = 0; i < nq * (size_t)k; i++) tot += truth[i] >= 0;
+    return tot ? (double)hit / (double)tot : 1.0;
+}
+
+/* Ground truth with an exact f32 index over the same data, same filter. */
+static void truth(const float *data, size_t n, int d, const float *q, size_t nq, int k, const vt_bitset *f,
+                  const int64_t *labels, const uint8_t *removed, int64_t *out) {
+    vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_COSINE, d);
+    assert_int_equal(vt_index_add(x, data, n, labels), VT_OK);
+    for (size_t i = 0; removed && i < n; i++)
+        if (removed[i]) assert_int_equal(vt_index_remove(x, labels ? labels[i] : (int64_t)i), VT_OK);
+    vt_search_opts so = {.filter = f};
+    assert_int_equal(vt_index_search_batch(x, q, nq, k, &so, out, NULL), VT_OK);
+    vt_index_free(x);
+}
+
+static void test_hnsw_recall(void **state) {
+    (void)state;
+    int d = 64, k = 10;
+    size_t n = N_GRAPH, nq = N_QUERY;
+    float *all = clustered(n + nq, d, (int)(n / 50), 1.0f, 11); /* 50 per cluster: near ties */
+    const float *q = all + n * (size_t)d;
+    int64_t *gt = malloc(nq * (size_t)k * sizeof *gt), *got = malloc(nq * (size_t)k * sizeof *got);
+    truth(all, n, d, q, nq, k, NULL, NULL, NULL, gt);
+    vt_index_store stores[] = {VT_STORE_F32, VT_STORE_F16, VT_STORE_I8};
+    double need[] = {0.95, 0.95, 0.90};
+    for (int s = 0; s < 3; s++) {
+        vt_index_opts o;
+        vt_index_opts_init(&o);
+        o.kind = VT_INDEX_HNSW;
+        o.store = stores[s];
+        o.dim = d;
+        o.threads = s == 0 ? 1 : 2; /* the f16 and i8 graphs are built with two threads */
+        vt_index *x;
+        assert_int_equal(vt_index_create(&o, &x), VT_OK);
+        double t0 = vt_now();
+        assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+        double tb = vt_now() - t0;
+        assert_int_equal(vt_index_size(x), n);
+        for (size_t i = 0; i < nq; i++)
+            assert_int_equal(vt_index_search(x, q + i * (size_t)d, k, NULL, got + i * (size_t)k, NULL, NULL), VT_OK);
+        double rec = recall_vs(got, gt, nq, k);
+        print_message("  hnsw %s, %zu x %d, %d threads: build %.2f s, recall@10 %.4f (ef default)\n",
+                      s == 0 ? "f32" : s == 1 ? "f16" : "i8", n, d, o.threads, tb, rec);
+        assert_true(rec >= need[s]);
+        /* a narrow beam finds fewer, a wide one at least as many */
+        double rec_ef[3];
+        int efs[3] = {10, 64, 256};
+        for (int e = 0; e < 3; e++) {
+            vt_search_opts so = {.ef = efs[e]};
+            for (size_t i = 0; i < nq; i++)
+                assert_int_equal(vt_index_search(x, q + i * (size_t)d, k, &so, got + i * (size_t)k, NULL, NULL), VT_OK);
+            rec_ef[e] = recall_vs(got, gt, nq, k);
+        }
+        print_message("    recall@10 at ef 10 / 64 / 256: %.4f / %.4f / %.4f\n", rec_ef[0], rec_ef[1], rec_ef[2]);
+        assert_true(rec_ef[0] <= rec_ef[1] + 0.005 && rec_ef[1] <= rec_ef[2] + 0.005);
+        assert_true(rec_ef[0] < 1.0); /* the data is hard enough that ef matters */
+        assert_true(fabs(rec_ef[1] - rec) < 1e-9); /* the default ef is 64 */
+        for (size_t i = 0; i < nq; i++)
+            assert_int_equal(vt_index_search(x, q + i * (size_t)d, k, NULL, got + i * (size_t)k, NULL, NULL), VT_OK);
+        /* batch search = single searches */
+        int64_t *bl = malloc(nq * (size_t)k * sizeof *bl);
+        vt_search_opts so = {.threads = 2};
+        assert_int_equal(vt_index_search_batch(x, q, nq, k, &so, bl, NULL), VT_OK);
+        assert_memory_equal(bl, got, nq * (size_t)k * sizeof *bl);
+        free(bl);
+        vt_index_free(x);
+    }
+    free(gt);
+    free(got);
+    free(all);
+}
+
+/* ---- filters admitting 50 %, 5 % and 0.1 % of the items (labels are sparse, not row numbers) */
+static void test_filters(void **state) {
+    (void)state;
+    int d = 48, k = 10;
+    size_t n = N_GRAPH, nq = N_QUERY;
+    float *all = clustered(n + nq, d, (int)(n / 50), 1.0f, 21);
+    const float *q = all + n * (size_t)d;
+    int64_t *lab = malloc(n * sizeof *lab);
+    for (size_t i = 0; i < n; i++) lab[i] = (int64_t)(3 * i + 7);
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    o.kind = VT_INDEX_HNSW;
+    o.dim = d;
+    o.threads = 2;
+    vt_index *x;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    assert_int_equal(vt_index_add(x, all, n, lab), VT_OK);
+    vt_index *flat = make(VT_INDEX_FLAT, VT_STORE_I8, VT_METRIC_COSINE, d);
+    assert_int_equal(vt_index_add(flat, all, n, lab), VT_OK);
+    double fracs[] = {0.5, 0.05, 0.001};
+    int64_t *gt = malloc(nq * (size_t)k * sizeof *gt), *got = malloc(nq * (size_t)k * sizeof *got);
+    vt_rng r;
+    vt_rng_seed(&r, 3);
+    for (int fi = 0; fi < 3; fi++) {
+        vt_bitset *b;
+        assert_int_equal(vt_bitset_create(3 * n + 8, &b), VT_OK);
+        size_t want = (size_t)(fracs[fi] * (double)n);
+        if (want < 3) want = 3;
+        while (vt_bitset_count(b) < want) vt_bitset_set(b, (size_t)lab[vt_rng_below(&r, n)]);
+        truth(all, n, d, q, nq, k, b, lab, NULL, gt);
+        vt_search_opts so = {.filter = b};
+        for (size_t i = 0; i < nq; i++) {
+            assert_int_equal(vt_index_search(x, q + i * (size_t)d, k, &so, got + i * (size_t)k, NULL, NULL), VT_OK);
+            for (int j = 0; j < k; j++)
+                if (got[i * k + j] >= 0) assert_true(vt_bitset_test(b, (size_t)got[i * k + j]));
+        }
+        double rec = recall_vs(got, gt, nq, k);
+        /* the flat int8 index with the same filter */
+        int64_t *fg = malloc(nq * (size_t)k * sizeof *fg);
+        assert_int_equal(vt_index_search_batch(flat, q, nq, k, &so, fg, NULL), VT_OK);
+        double frec = recall_vs(fg, gt, nq, k);
+        free(fg);
+        print_message("  filter admitting %.1f%% (%zu items): hnsw recall@10 %.4f, flat-i8 recall@10 %.4f\n",
+                      100 * fracs[fi], want, rec, frec);
+        assert_true(rec >= 0.95);
+        assert_true(frec >= 0.95);
+        vt_bitset_free(b);
+    }
+    free(gt);
+    free(got);
+    free(lab);
+    free(all);
+    vt_index_free(x);
+    vt_index_free(flat);
+}
+
+/* ---- delete, then search never returns a deleted item */
+static void test_delete(void **state) {
+    (void)state;
+    int d = 32, k = 10;
+    size_t n = N_GRAPH / 2, nq = N_QUERY;
+    float *all = clustered(n + nq, d, (int)(n / 50), 0.8f, 31);
+    const float *q = all + n * (size_t)d;
+    uint8_t *removed = calloc(n, 1);
+    vt_rng r;
+    vt_rng_seed(&r, 9);
+    for (size_t i = 0; i < n; i++) removed[i] = vt_rng_uniform(&r) < 0.3;
+    int64_t *gt = malloc(nq * (size_t)k * sizeof *gt), *got = malloc(nq * (size_t)k * sizeof *got);
+    truth(all, n, d, q, nq, k, NULL, NULL, removed, gt);
+    for (int kind = 0; kind < 2; kind++) {
+        vt_index *x = make((vt_index_kind)kind, VT_STORE_F32, VT_METRIC_COSINE, d);
+        assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+        size_t nrem = 0;
+        for (size_t i = 0; i < n; i++)
+            if (removed[i]) {
+                assert_int_equal(vt_index_remove(x, (int64_t)i), VT_OK);
+                nrem++;
+            }
+        assert_int_equal(vt_index_size(x), n - nrem);
+        assert_int_equal(vt_index_remove(x, 0 + (int64_t)n * 10), VT_ENOTFOUND);
+        for (size_t i = 0; i < n; i++)
+            if (removed[i]) {
+                assert_int_equal(vt_index_remove(x, (int64_t)i), VT_ENOTFOUND);
+                break;
+            }
+        for (size_t i = 0; i < nq; i++) {
+            assert_int_equal(vt_index_search(x, q + i * (size_t)d, k, NULL, got + i * (size_t)k, NULL, NULL), VT_OK);
+            for (int j = 0; j < k; j++) assert_true(got[i * k + j] < 0 || !removed[got[i * k + j]]);
+        }
+        double rec = recall_vs(got, gt, nq, k);
+        print_message("  %s after deleting %zu of %zu: recall@10 %.4f\n", kind ? "hnsw" : "flat", nrem, n, rec);
+        assert_true(rec >= (kind ? 0.93 : 0.999));
+        /* searching right at a deleted vector never returns it */
+        for (size_t i = 0; i < n; i++)
+            if (removed[i]) {
+                int64_t l[10];
+                assert_int_equal(vt_index_search(x, all + i * (size_t)d, 10, NULL, l, NULL, NULL), VT_OK);
+                for (int j = 0; j < 10; j++) assert_true(l[j] != (int64_t)i);
+                /* a removed label may be added again (new vector, same label) */
+                int64_t lab = (int64_t)i;
+                assert_int_equal(vt_index_add(x, all + i * (size_t)d, 1, &lab), VT_OK);
+                assert_int_equal(vt_index_search(x, all + i * (size_t)d, 1, NULL, l, NULL, NULL), VT_OK);
+                assert_int_equal(l[0], lab);
+                break;
+            }
+        vt_index_free(x);
+    }
+    free(removed);
+    free(gt);
+    free(got);
+    free(all);
+}
+
+/* ---- persistence */
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void test_save_load(void **state) {
+    (void)state;
+    int d = 40, k = 10;
+    size_t n = 3000, nq = 50;
+    float *all = clustered(n + nq, d, 30, 0.8f, 41);
+    const float *q = all + n * (size_t)d;
+    int64_t *a = malloc(nq * (size_t)k * sizeof *a), *b = malloc(nq * (size_t)k * sizeof *b);
+    float *sa = malloc(nq * (size_t)k * sizeof *sa), *sb = malloc(nq * (size_t)k * sizeof *sb);
+    struct { vt_index_kind kind; vt_index_store st; vt_metric m; } cases[] = {
+        {VT_INDEX_HNSW, VT_STORE_F32, VT_METRIC_COSINE}, {VT_INDEX_HNSW, VT_STORE_I8, VT_METRIC_L2},
+        {VT_INDEX_FLAT, VT_STORE_F16, VT_METRIC_DOT},    {VT_INDEX_FLAT, VT_STORE_I8, VT_METRIC_COSINE}};
+    for (int c = 0; c < 4; c++) {
+        vt_index *x = make(cases[c].kind, cases[c].st, cases[c].m, d);
+        assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+        for (int64_t l = 0; l < 100; l += 7) assert_int_equal(vt_index_remove(x, l), VT_OK);
+        assert_int_equal(vt_index_search_batch(x, q, nq, k, NULL, a, sa), VT_OK);
+        const char *path = tu_path("idx.vti");
+        assert_int_equal(vt_index_save(x, path), VT_OK);
+        vt_index *y;
+        assert_int_equal(vt_index_load(path, &y), VT_OK);
+        vt_index_opts oy;
+        vt_index_get_opts(y, &oy);
+        assert_int_equal(oy.kind, cases[c].kind);
+        assert_int_equal(oy.store, cases[c].st);
+        assert_int_equal(oy.metric, cases[c].m);
+        assert_int_equal(oy.dim, d);
+        assert_int_equal(vt_index_size(y), vt_index_size(x));
+        assert_int_equal(vt_index_search_batch(y, q, nq, k, NULL, b, sb), VT_OK);
+        assert_memory_equal(a, b, nq * (size_t)k * sizeof *a);
+        assert_memory_equal(sa, sb, nq * (size_t)k * sizeof *sa);
+        /* the loaded (mmap'd) index accepts adds and removes, and saves again identically */
+        int64_t lab = 1000000;
+        assert_int_equal(vt_index_add(y, q, 1, &lab), VT_OK);
+        int64_t l1;
+        assert_int_equal(vt_index_search(y, q, 1, NULL, &l1, NULL, NULL), VT_OK);
+        assert_int_equal(l1, lab);
+        assert_int_equal(vt_index_remove(y, lab), VT_OK);
+        assert_int_equal(vt_index_remove(y, 1), VT_OK);
+        assert_int_equal(vt_index_remove(x, 1), VT_OK);
+        int64_t dup = 2;
+        assert_int_equal(vt_index_add(y, q, 1, &dup), VT_EEXIST);
+        /* from memory */
+        size_t len;
+        uint8_t *img = slurp(path, &len);
+        vt_index *z;
+        assert_int_equal(vt_index_load_mem(img, len, &z), VT_OK);
+        assert_int_equal(vt_index_search_batch(z, q, nq, k, NULL, b, NULL), VT_OK);
+        assert_memory_equal(a, b, nq * (size_t)k * sizeof *a);
+        vt_index_free(z);
+        free(img);
+        vt_index_free(x);
+        vt_index_free(y);
+    }
+    free(a);
+    free(b);
+    free(sa);
+    free(sb);
+    free(all);
+}
+
+static void test_corrupt_files(void **state) {
+    (void)state;
+    int d = 24;
+    size_t n = 500;
+    float *all = clustered(n, d, 10, 0.8f, 51);
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    o.kind = VT_INDEX_HNSW;
+    o.store = VT_STORE_F16;
+    o.dim = d;
+    vt_index *x;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+    const char *path = tu_path("c.vti");
+    assert_int_equal(vt_index_save(x, path), VT_OK);
+    vt_index_free(x);
+    size_t len;
+    uint8_t *img = slurp(path, &len);
+    vt_index *y = NULL;
+    /* truncated anywhere: refused */
+    size_t cuts[] = {0, 1, 64, 127, 128, 129, len / 2, len - 8, len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        int rc = vt_index_load_mem(img, cuts[i], &y);
+        assert_true(rc == VT_ETRUNCATED || rc == VT_EEMPTY);
+        assert_null(y);
+        assert_int_equal(tu_write(tu_path("t.vti"), img, cuts[i]), 0);
+        rc = vt_index_load(tu_path("t.vti"), &y);
+        assert_true(rc == VT_ETRUNCATED || rc == VT_EEMPTY);
+        assert_non_null(strstr(vt_errmsg(), "t.vti"));
+    }
+    /* trailing garbage */
+    uint8_t *big = malloc(len + 16);
+    memcpy(big, img, len);
+    memset(big + len, 0, 16);
+    assert_int_equal(vt_index_load_mem(big, len + 16, &y), VT_ECORRUPT);
+    free(big);
+    /* every single bit flip we try is caught (CRC-32C detects all 1-bit errors) */
+    vt_rng r;
+    vt_rng_seed(&r, 77);
+    for (int t = 0; t < 300; t++) {
+        size_t pos = t < 128 ? (size_t)t : (size_t)vt_rng_below(&r, len);
+        int bit = (int)vt_rng_below(&r, 8);
+        img[pos] ^= (uint8_t)(1u << bit);
+        int rc = vt_index_load_mem(img, len, &y);
+        if (rc == VT_OK) {
+            print_error("flip of bit %d at byte %zu was not detected\n", bit, pos);
+            fail();
+        }
+        assert_true(rc == VT_ECHECKSUM || rc == VT_ECORRUPT || rc == VT_EUNSUPPORTED || rc == VT_ETRUNCATED);
+        img[pos] ^= (uint8_t)(1u << bit);
+    }
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
+    vt_index_free(y);
+    /* a future format version is "unsupported", not "corrupt" */
+    img[8] = 2;
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_EUNSUPPORTED);
+    img[8] = 1;
+    /* without checksums (as the fuzzer runs), structural checks still refuse bad links */
+    vt_index *ok;
+    assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_OK);
+    size_t stride = ok->stride;
+    vt_index_free(ok);
+    uint32_t bad = 1000000;
+    memcpy(img + 128 + 4, &bad, 4); /* first level-0 link of row 0 */
+    assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_ECORRUPT);
+    memcpy(img + 128 + stride, &bad, 4); /* link count of row 1 */
+    assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_ECORRUPT);
+    assert_int_equal(vt_index_load(tu_path("missing.vti"), &y), VT_ENOENT);
+    free(img);
+    free(all);
+}
+
+/* ---- one thread + one seed = the same graph, byte for byte */
+static void test_deterministic(void **state) {
+    (void)state;
+    int d = 32;
+    size_t n = 3000;
+    float *all = clustered(n, d, 30, 0.8f, 61);
+    size_t len[2];
+    uint8_t *img[2];
+    for (int t = 0; t < 2; t++) {
+        vt_index_opts o;
+        vt_index_opts_init(&o);
+        o.kind = VT_INDEX_HNSW;
+        o.dim = d;
+        o.seed = 1234;
+        vt_index *x;
+        assert_int_equal(vt_index_create(&o, &x), VT_OK);
+        /* added in two batches the second time: same result */
+        if (t == 0) assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+        else {
+            assert_int_equal(vt_index_add(x, all, 1000, NULL), VT_OK);
+            assert_int_equal(vt_index_add(x, all + 1000 * (size_t)d, n - 1000, NULL), VT_OK);
+        }
+        const char *p = tu_path(t ? "d1.vti" : "d0.vti");
+        assert_int_equal(vt_index_save(x, p), VT_OK);
+        vt_index_free(x);
+        img[t] = slurp(p, &len[t]);
+    }
+    assert_int_equal(len[0], len[1]);
+    assert_memory_equal(img[0], img[1], len[0]);
+    free(img[0]);
+    free(img[1]);
+    free(all);
+}
+
+/* ---- argument checks, all-or-nothing adds */
+static void test_api_errors(void **state) {
+    (void)state;
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    vt_index *x = NULL;
+    assert_int_equal(vt_index_create(&o, &x), VT_EINVAL); /* dim 0 */
+    o.dim = 8;
+    o.kind = VT_INDEX_HNSW;
+    o.M = 1;
+    assert_int_equal(vt_index_create(&o, &x), VT_EINVAL);
+    o.M = 16;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    float v[3 * 8] = {1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+    int64_t l[3] = {5, 6, 5};
+    assert_int_equal(vt_index_add(x, v, 3, l), VT_EEXIST);
+    assert_int_equal(vt_index_size(x), 0);
+    l[2] = -1;
+    assert_int_equal(vt_index_add(x, v, 3, l), VT_EINVAL);
+    l[2] = 7;
+    assert_int_equal(vt_index_add(x, v, 3, l), VT_OK);
+    assert_int_equal(vt_index_size(x), 3);
+    int64_t out[5];
+    float sc[5];
+    int found;
+    assert_int_equal(vt_index_search(x, v, 0, NULL, out, sc, &found), VT_EINVAL);
+    assert_int_equal(vt_index_search(x, v, 5, NULL, out, sc, &found), VT_OK);
+    assert_int_equal(found, 3);
+    assert_int_equal(out[0], 5);
+    assert_float_equal(sc[0], 1.0, 1e-5);
+    assert_int_equal(out[3], -1);
+    assert_int_equal(out[4], -1);
+    vt_index_free(x);
+    vt_index_free(NULL);
+    assert_int_equal(vt_index_force_isa("sse9"), VT_EINVAL);
+    /* an empty index answers nothing */
+    o.kind = VT_INDEX_FLAT;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    assert_int_equal(vt_index_search(x, v, 2, NULL, out, NULL, &found), VT_OK);
+    assert_int_equal(found, 0);
+    assert_int_equal(out[0], -1);
+    vt_index_free(x);
+}
+
+/* ---- concurrent searches on a read-only index give the single-thread answers */
+typedef struct { const vt_index *x; const float *q; size_t nq; int d; int64_t *out; } conc_arg;
+static void *conc_main(void *p) {
+    conc_arg *a = p;
+    for (size_t i = 0; i < a->nq; i++) vt_index_search(a->x, a->q + i * (size_t)a->d, 10, NULL, a->out + i * 10, NULL, NULL);
+    return NULL;
+}
+
+static void test_concurrent_search(void **state) {
+    (void)state;
+    int d = 32;
+    size_t n = 4000, nq = 100;
+    float *all = clustered(n + nq, d, 40, 0.8f, 71);
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    o.kind = VT_INDEX_HNSW;
+    o.dim = d;
+    o.threads = 2;
+    vt_index *x;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+    int64_t *ref = malloc(nq * 10 * sizeof *ref), *outs[4];
+    conc_arg ref_arg = {x, all + n * (size_t)d, nq, d, ref};
+    conc_main(&ref_arg);
+    pthread_t th[4];
+    conc_arg args[4];
+    for (int t = 0; t < 4; t++) {
+        outs[t] = malloc(nq * 10 * sizeof *outs[t]);
+        args[t] = (conc_arg){x, all + n * (size_t)d, nq, d, outs[t]};
+        pthread_create(&th[t], NULL, conc_main, &args[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        assert_memory_equal(outs[t], ref, nq * 10 * sizeof *ref);
+        free(outs[t]);
+    }
+    free(ref);
+    vt_index_free(x);
+    free(all);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_exact_matches_reference),
+        cmocka_unit_test(test_api_errors),
+        cmocka_unit_test(test_hnsw_recall),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_concurrent_search),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
