@@ -488,6 +488,94 @@ void vt_sample_colour_rgb(int i, uint8_t rgb[3]);
 int vt_sample_type_count(void);
 const char *vt_sample_type_name(int i);
 
+/* ======================================================================== nn: CNN inference */
+
+/* A CNN loaded from an ONNX file, run with oneDNN. One vt_model may be used by one thread at a
+ * time; load one per thread for concurrent inference (the weights are small next to activations).
+ * See docs/nn.md for the supported operators. */
+typedef struct vt_model vt_model;
+
+typedef struct vt_model_opts {
+    int threads; /* threads for one inference (0: one per online CPU) */
+    int bf16;    /* nonzero: convolutions compute in bfloat16 (fast path on AVX512_BF16 CPUs;
+                    relative error around 1e-2 against fp32); off by default */
+} vt_model_opts;
+
+/* Loads and validates an ONNX model: any operator or attribute value outside the supported set
+ * is refused here with a message naming it; a malformed or truncated file gives VT_ECORRUPT. */
+int vt_model_load(const char *path, const vt_model_opts *opts, vt_model **out);
+int vt_model_load_mem(const void *buf, size_t len, const char *name, const vt_model_opts *opts, vt_model **out);
+void vt_model_free(vt_model *m);
+/* Threads for later runs (0: one per CPU). */
+int vt_model_set_threads(vt_model *m, int threads);
+
+/* Element types of vt_tensor (the ONNX codes). */
+enum { VT_DT_FLOAT = 1, VT_DT_INT64 = 7 };
+
+/* A dense row-major tensor. */
+typedef struct vt_tensor {
+    int dtype;        /* VT_DT_FLOAT or VT_DT_INT64 */
+    int rank;
+    int64_t shape[8];
+    void *data;       /* owned by whoever filled it; vt_tensor_free releases it */
+} vt_tensor;
+
+void vt_tensor_free(vt_tensor *t);
+/* Reads a serialized ONNX TensorProto (.pb, as in ONNX test cases); integer types become int64.
+ * *name (may be NULL) receives a malloc'd copy of the tensor's name. */
+int vt_tensor_load_pb(const char *path, char **name, vt_tensor *out);
+
+/* A graph input or output as declared in the file; symbolic dimensions are -1. */
+typedef struct vt_model_io {
+    const char *name; /* valid while the model lives */
+    int dtype;        /* ONNX element type code */
+    int rank;         /* -1: unknown */
+    int64_t shape[8];
+} vt_model_io;
+
+int vt_model_num_inputs(const vt_model *m);
+int vt_model_num_outputs(const vt_model *m);
+int vt_model_input(const vt_model *m, int i, vt_model_io *out);
+int vt_model_output(const vt_model *m, int i, vt_model_io *out);
+int vt_model_num_nodes(const vt_model *m);
+const char *vt_model_node_op(const vt_model *m, int i); /* operator of node i, NULL out of range */
+int64_t vt_model_param_count(const vt_model *m);      /* elements over all initializers */
+int vt_model_opset(const vt_model *m);
+const char *vt_model_producer(const vt_model *m);
+/* A metadata_props value, or NULL. */
+const char *vt_model_meta(const vt_model *m, const char *key);
+/* The tensor embeddings are read from: metadata "vitrine.embedding" when present, else the input
+ * of the final classifier (Gemm / MatMul, looking through Flatten, Reshape and Dropout back to a
+ * pooled tensor), else the first output. Never NULL. */
+const char *vt_model_embedding_tensor(const vt_model *m);
+
+/* How images become the network's input. Read from the model's metadata_props
+ * ("vitrine.input_size", "vitrine.mean" and "vitrine.std" as "r,g,b", "vitrine.color" rgb|bgr,
+ * "vitrine.fit" letterbox|stretch) when present, otherwise from the input's static shape and
+ * the ImageNet mean/std, RGB, letterbox. */
+typedef struct vt_preproc {
+    int size;          /* square input side */
+    float mean[3], std[3]; /* in the network's channel order */
+    int bgr;           /* nonzero: channels in B,G,R order */
+    vt_fit_mode fit;
+    int from_metadata; /* nonzero when any field came from the file's metadata */
+} vt_preproc;
+
+int vt_model_preproc(const vt_model *m, vt_preproc *out);
+
+/* Runs the model on a float NCHW batch (the first graph input) and returns tensor `tensor`
+ * (NULL: the first graph output) in a malloc'd row-major array *out with its shape. Execution
+ * plans (oneDNN primitives, reordered weights, activation memory) are made on the first run for
+ * a given shape and tensor and reused afterwards. */
+int vt_model_run(vt_model *m, const float *in, int n, int c, int h, int w, const char *tensor, float **out,
+                 int64_t out_shape[8], int *out_rank);
+/* General form: inputs by name (in_names NULL: graph input order), outputs by name (out_names
+ * NULL: the graph outputs in order). Fills out[0..nout-1]; free each with vt_tensor_free. */
+int vt_model_run_tensors(vt_model *m, int nin, const char *const *in_names, const vt_tensor *in, int nout,
+                         const char *const *out_names, vt_tensor *out);
+/* Bytes of activation memory and of (reordered) weights held by the plan of the last run. */
+int vt_model_plan_bytes(const vt_model *m, size_t *activations, size_t *weights);
+
 #ifdef __cplusplus
 }
 #endif

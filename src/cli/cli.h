@@ -13,6 +13,8 @@ typedef int (*vt_cmd_fn)(int argc, char **argv);
 int vt_cmd_preprocess(int argc, char **argv);
 int vt_cmd_sample_catalog(int argc, char **argv);
 int vt_cmd_index(int argc, char **argv);
+int vt_cmd_model(int argc, char **argv);
+int vt_cmd_embed(int argc, char **argv);
 
 /* Prints "vitrine: <msg>: <vt_errmsg()>" to stderr; returns VT_EXIT_FAIL. */
 int cli_fail(int rc, const char *what);

@@ -12,6 +12,8 @@ typedef struct {
 
 static const command commands[] = {
     {"preprocess", vt_cmd_preprocess, "show what the network sees for a photo; benchmark decoding"},
+    {"model", vt_cmd_model, "inspect, run, conformance-test and benchmark ONNX models"},
+    {"embed", vt_cmd_embed, "compute L2-normalised CNN embeddings of photos"},
     {"sample-catalog", vt_cmd_sample_catalog, "draw a procedural sample catalog (photos + styles.csv) for demos and tests"},
     {"index", vt_cmd_index, "build and query similarity indexes (exact scan, HNSW) over vector files"},
 };

@@ -1,0 +1,644 @@
+/* test_nn.c: unit tests of the CNN engine: ONNX loading errors, fused Conv/BN/activation/residual
+ * against a naive reference, named tensor readout, batching, plan reuse, preprocessing metadata. */
+#include "testutil.h"
+#include "onnx/onnx.pb-c.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* ---------------------------------------------------------------- a tiny ONNX builder */
+
+static void *pool_[4096];
+static int npool_;
+static void *tmalloc(size_t n) {
+    void *p = calloc(1, n ? n : 1);
+    assert_non_null(p);
+    assert_true(npool_ < 4096);
+    pool_[npool_++] = p;
+    return p;
+}
+static void tfree_all(void) {
+    while (npool_) free(pool_[--npool_]);
+}
+
+typedef struct {
+    Onnx__GraphProto g;
+    Onnx__NodeProto *nodes[64];
+    Onnx__TensorProto *inits[64];
+    Onnx__ValueInfoProto *ins[4], *outs[4];
+    Onnx__StringStringEntryProto *meta[8];
+    int nmeta;
+} builder;
+
+static void b_init(builder *b) {
+    memset(b, 0, sizeof *b);
+    onnx__graph_proto__init(&b->g);
+    b->g.name = "g";
+    b->g.node = b->nodes;
+    b->g.initializer = b->inits;
+    b->g.input = b->ins;
+    b->g.output = b->outs;
+}
+
+static void b_init_f(builder *b, const char *name, int rank, const int64_t *dims, const float *data) {
+    Onnx__TensorProto *t = tmalloc(sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = (char *)name;
+    t->n_dims = (size_t)rank;
+    t->dims = tmalloc((size_t)rank * 8);
+    memcpy(t->dims, dims, (size_t)rank * 8);
+    t->has_data_type = 1;
+    t->data_type = 1;
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    t->has_raw_data = 1;
+    t->raw_data.len = n * 4;
+    t->raw_data.data = tmalloc(n * 4);
+    memcpy(t->raw_data.data, data, n * 4);
+    b->inits[b->g.n_initializer++] = t;
+}
+
+static Onnx__NodeProto *b_node(builder *b, const char *op, const char *in0, const char *in1, const char *in2,
+                               const char *out) {
+    Onnx__NodeProto *n = tmalloc(sizeof *n);
+    onnx__node_proto__init(n);
+    n->op_type = (char *)op;
+    n->name = (char *)out;
+    n->input = tmalloc(3 * sizeof(char *));
+    const char *ins[3] = {in0, in1, in2};
+    for (int i = 0; i < 3 && ins[i]; i++) n->input[n->n_input++] = (char *)ins[i];
+    n->n_output = 1;
+    n->output = tmalloc(sizeof(char *));
+    n->output[0] = (char *)out;
+    n->attribute = tmalloc(8 * sizeof(Onnx__AttributeProto *));
+    b->nodes[b->g.n_node++] = n;
+    return n;
+}
+
+static void a_ints(Onnx__NodeProto *n, const char *name, int cnt, const int64_t *v) {
+    Onnx__AttributeProto *a = tmalloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->n_ints = (size_t)cnt;
+    a->ints = tmalloc((size_t)cnt * 8);
+    memcpy(a->ints, v, (size_t)cnt * 8);
+    n->attribute[n->n_attribute++] = a;
+}
+
+static void a_int(Onnx__NodeProto *n, const char *name, int64_t v) {
+    Onnx__AttributeProto *a = tmalloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = v;
+    n->attribute[n->n_attribute++] = a;
+}
+
+static void a_float(Onnx__NodeProto *n, const char *name, float v) {
+    Onnx__AttributeProto *a = tmalloc(sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+    n->attribute[n->n_attribute++] = a;
+}
+
+/* dims < 0 become a symbolic "N". */
+static Onnx__ValueInfoProto *b_vi(const char *name, int rank, const int64_t *dims) {
+    Onnx__ValueInfoProto *v = tmalloc(sizeof *v);
+    onnx__value_info_proto__init(v);
+    v->name = (char *)name;
+    Onnx__TypeProto *tp = tmalloc(sizeof *tp);
+    onnx__type_proto__init(tp);
+    Onnx__TypeProto__Tensor *tt = tmalloc(sizeof *tt);
+    onnx__type_proto__tensor__init(tt);
+    tt->has_elem_type = 1;
+    tt->elem_type = 1;
+    Onnx__TensorShapeProto *sh = tmalloc(sizeof *sh);
+    onnx__tensor_shape_proto__init(sh);
+    sh->n_dim = (size_t)rank;
+    sh->dim = tmalloc((size_t)rank * sizeof(void *));
+    for (int i = 0; i < rank; i++) {
+        Onnx__TensorShapeProto__Dimension *d = tmalloc(sizeof *d);
+        onnx__tensor_shape_proto__dimension__init(d);
+        if (dims[i] >= 0) {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d->dim_value = dims[i];
+        } else {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d->dim_param = "N";
+        }
+        sh->dim[i] = d;
+    }
+    tt->shape = sh;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    v->type = tp;
+    return v;
+}
+
+static void b_meta(builder *b, const char *k, const char *v) {
+    Onnx__StringStringEntryProto *e = tmalloc(sizeof *e);
+    onnx__string_string_entry_proto__init(e);
+    e->key = (char *)k;
+    e->value = (char *)v;
+    b->meta[b->nmeta++] = e;
+}
+
+/* Serialises the model; caller frees. */
+static uint8_t *b_pack(builder *b, int opset, size_t *len) {
+    Onnx__ModelProto m;
+    onnx__model_proto__init(&m);
+    m.has_ir_version = 1;
+    m.ir_version = 8;
+    Onnx__OperatorSetIdProto os;
+    onnx__operator_set_id_proto__init(&os);
+    os.domain = "";
+    os.has_version = 1;
+    os.version = opset;
+    Onnx__OperatorSetIdProto *osp = &os;
+    m.n_opset_import = 1;
+    m.opset_import = &osp;
+    m.producer_name = "test_nn";
+    m.graph = &b->g;
+    m.n_metadata_props = (size_t)b->nmeta;
+    m.metadata_props = b->meta;
+    *len = onnx__model_proto__get_packed_size(&m);
+    uint8_t *buf = malloc(*len);
+    assert_non_null(buf);
+    onnx__model_proto__pack(&m, buf);
+    return buf;
+}
+
+/* ---------------------------------------------------------------- reference kernels */
+
+static void ref_conv(const float *x, int N, int C, int H, int W, const float *w, const float *bias, int OC, int K,
+                     int stride, int pad, int groups, float *y, int *OH, int *OW) {
+    int oh = (H + 2 * pad - K) / stride + 1, ow = (W + 2 * pad - K) / stride + 1;
+    int icg = C / groups, ocg = OC / groups;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    double s = bias ? bias[o] : 0;
+                    int gidx = o / ocg;
+                    for (int c = 0; c < icg; c++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int yy = i * stride - pad + ki, xx = j * stride - pad + kj;
+                                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                                s += (double)x[((n * C + gidx * icg + c) * H + yy) * W + xx] *
+                                     w[((o * icg + c) * K + ki) * K + kj];
+                            }
+                    y[((n * OC + o) * oh + i) * ow + j] = (float)s;
+                }
+    *OH = oh;
+    *OW = ow;
+}
+
+static float frand(vt_rng *r) { return (float)(vt_rng_uniform(r) * 2 - 1); }
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* ---------------------------------------------------------------- the test network
+ * x[N,4,6,6] -> c1 = Conv3x3(pad 1, 8 ch) -> bn -> relu -> r1
+ * x -> c2 = Conv1x1(8 ch)                      (the residual)
+ * add = r1 + c2 -> out = Relu(add) -> dw = depthwise Conv3x3 -> hs = dw * HardSigmoid(dw)
+ * gap = GlobalAveragePool(hs) -> flat = Flatten -> logits = Gemm(flat, Wfc[8x5] transB=0) */
+
+typedef struct {
+    float w1[8 * 4 * 9], b1[8], w2[8 * 4], b2[8], sc[8], sh[8], mu[8], va[8], wd[8 * 9], bd[8], wfc[8 * 5], bfc[5];
+} params;
+
+static void make_params(params *p) {
+    vt_rng r;
+    vt_rng_seed(&r, 7);
+    for (size_t i = 0; i < sizeof *p / sizeof(float); i++) ((float *)p)[i] = frand(&r) * 0.5f;
+    for (int i = 0; i < 8; i++) p->va[i] = 0.5f + (float)vt_rng_uniform(&r), p->sc[i] = 0.5f + (float)vt_rng_uniform(&r);
+}
+
+static uint8_t *build_net(const params *p, size_t *len, int with_meta, const char *extra_op) {
+    builder b;
+    b_init(&b);
+    int64_t d1[4] = {8, 4, 3, 3}, d8[1] = {8}, d2[4] = {8, 4, 1, 1}, dd[4] = {8, 1, 3, 3}, dfc[2] = {8, 5}, d5[1] = {5};
+    b_init_f(&b, "w1", 4, d1, p->w1);
+    b_init_f(&b, "b1", 1, d8, p->b1);
+    b_init_f(&b, "w2", 4, d2, p->w2);
+    b_init_f(&b, "b2", 1, d8, p->b2);
+    b_init_f(&b, "sc", 1, d8, p->sc);
+    b_init_f(&b, "sh", 1, d8, p->sh);
+    b_init_f(&b, "mu", 1, d8, p->mu);
+    b_init_f(&b, "va", 1, d8, p->va);
+    b_init_f(&b, "wd", 4, dd, p->wd);
+    b_init_f(&b, "bd", 1, d8, p->bd);
+    b_init_f(&b, "wfc", 2, dfc, p->wfc);
+    b_init_f(&b, "bfc", 1, d5, p->bfc);
+    int64_t pads1[4] = {1, 1, 1, 1};
+    Onnx__NodeProto *n = b_node(&b, "Conv", "x", "w1", "b1", "c1");
+    a_ints(n, "pads", 4, pads1);
+    n = b_node(&b, "BatchNormalization", "c1", "sc", "sh", "bn");
+    n->n_input = 5;
+    n->input = tmalloc(5 * sizeof(char *));
+    const char *bnin[5] = {"c1", "sc", "sh", "mu", "va"};
+    for (int i = 0; i < 5; i++) n->input[i] = (char *)bnin[i];
+    a_float(n, "epsilon", 1e-3f);
+    b_node(&b, "Relu", "bn", NULL, NULL, "r1");
+    b_node(&b, "Conv", "x", "w2", "b2", "c2");
+    b_node(&b, "Add", "r1", "c2", NULL, "add");
+    b_node(&b, "Relu", "add", NULL, NULL, "out");
+    n = b_node(&b, "Conv", "out", "wd", "bd", "dw");
+    a_ints(n, "pads", 4, pads1);
+    a_int(n, "group", 8);
+    n = b_node(&b, "HardSigmoid", "dw", NULL, NULL, "hsig");
+    a_float(n, "alpha", 1.f / 6);
+    a_float(n, "beta", 0.5f);
+    b_node(&b, "Mul", "dw", "hsig", NULL, "hs");
+    b_node(&b, "GlobalAveragePool", "hs", NULL, NULL, "gap");
+    b_node(&b, "Flatten", "gap", NULL, NULL, "flat");
+    b_node(&b, extra_op ? extra_op : "Gemm", "flat", "wfc", "bfc", "logits");
+    int64_t xin[4] = {-1, 4, 6, 6}, yout[2] = {-1, 5};
+    b.ins[b.g.n_input++] = b_vi("x", 4, xin);
+    b.outs[b.g.n_output++] = b_vi("logits", 2, yout);
+    if (with_meta) {
+        b_meta(&b, "vitrine.input_size", "32");
+        b_meta(&b, "vitrine.mean", "0.5,0.25,0.125");
+        b_meta(&b, "vitrine.std", "2,4,8");
+        b_meta(&b, "vitrine.color", "bgr");
+        b_meta(&b, "vitrine.fit", "stretch");
+    }
+    return b_pack(&b, 13, len);
+}
+
+/* Reference forward; fills the named intermediates too. */
+static void ref_net(const params *p, const float *x, int N, float *c1_out, float *out_out, float *gap_out, float *logits) {
+    int oh, ow;
+    float *c1 = calloc((size_t)N * 8 * 36, 4), *c2 = calloc((size_t)N * 8 * 36, 4), *o = calloc((size_t)N * 8 * 36, 4),
+          *dw = calloc((size_t)N * 8 * 36, 4);
+    assert_true(c1 && c2 && o && dw);
+    ref_conv(x, N, 4, 6, 6, p->w1, p->b1, 8, 3, 1, 1, 1, c1, &oh, &ow);
+    ref_conv(x, N, 4, 6, 6, p->w2, p->b2, 8, 1, 1, 0, 1, c2, &oh, &ow);
+    if (c1_out) memcpy(c1_out, c1, (size_t)N * 8 * 36 * 4);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < 8; c++)
+            for (int i = 0; i < 36; i++) {
+                size_t k = ((size_t)n * 8 + c) * 36 + i;
+                float v = (c1[k] - p->mu[c]) / sqrtf(p->va[c] + 1e-3f) * p->sc[c] + p->sh[c];
+                v = v > 0 ? v : 0;
+                v += c2[k];
+                o[k] = v > 0 ? v : 0;
+            }
+    if (out_out) memcpy(out_out, o, (size_t)N * 8 * 36 * 4);
+    ref_conv(o, N, 8, 6, 6, p->wd, p->bd, 8, 3, 1, 1, 8, dw, &oh, &ow);
+    for (int n = 0; n < N; n++) {
+        float g[8];
+        for (int c = 0; c < 8; c++) {
+            double s = 0;
+            for (int i = 0; i < 36; i++) {
+                float v = dw[((size_t)n * 8 + c) * 36 + i];
+                float hs = fminf(fmaxf(v / 6 + 0.5f, 0.f), 1.f);
+                s += v * hs;
+            }
+            g[c] = (float)(s / 36);
+            if (gap_out) gap_out[n * 8 + c] = g[c];
+        }
+        for (int j = 0; j < 5; j++) {
+            double s = p->bfc[j];
+            for (int c = 0; c < 8; c++) s += g[c] * p->wfc[c * 5 + j];
+            logits[n * 5 + j] = (float)s;
+        }
+    }
+    free(c1);
+    free(c2);
+    free(o);
+    free(dw);
+}
+
+static void test_fused_network_matches_reference(void **state) {
+    (void)state;
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 0, NULL);
+    vt_model *m;
+    assert_int_equal(vt_model_load_mem(buf, len, "net", NULL, &m), 0);
+    vt_rng r;
+    vt_rng_seed(&r, 3);
+    for (int N = 1; N <= 3; N += 2) {
+        float *x = malloc((size_t)N * 4 * 36 * 4), ref[15], *c1 = malloc((size_t)N * 8 * 36 * 4),
+              *o = malloc((size_t)N * 8 * 36 * 4), gap[24];
+        for (int i = 0; i < N * 4 * 36; i++) x[i] = frand(&r);
+        ref_net(&p, x, N, c1, o, gap, ref);
+        for (int rep = 0; rep < 2; rep++) { /* the second run reuses the cached plan */
+            float *y;
+            int64_t shp[8];
+            int rank;
+            assert_int_equal(vt_model_run(m, x, N, 4, 6, 6, NULL, &y, shp, &rank), 0);
+            assert_int_equal(rank, 2);
+            assert_int_equal(shp[0], N);
+            assert_int_equal(shp[1], 5);
+            double e = rel_err(y, ref, (size_t)N * 5);
+            assert_true(e < 1e-5);
+            free(y);
+        }
+        /* intermediate tensors that fusion would otherwise swallow can still be read out */
+        const struct {
+            const char *name;
+            float *want;
+            size_t n;
+        } rd[3] = {{"c1", c1, (size_t)N * 8 * 36}, {"out", o, (size_t)N * 8 * 36}, {"gap", gap, (size_t)N * 8}};
+        for (int k = 0; k < 3; k++) {
+            float *y;
+            int64_t shp[8];
+            int rank;
+            assert_int_equal(vt_model_run(m, x, N, 4, 6, 6, rd[k].name, &y, shp, &rank), 0);
+            assert_int_equal(rank, 4);
+            assert_true(rel_err(y, rd[k].want, rd[k].n) < 1e-5);
+            free(y);
+        }
+        free(x);
+        free(c1);
+        free(o);
+    }
+    /* batch rows are independent: row 0 of a batch of 3 equals the batch-1 result */
+    assert_string_equal(vt_model_embedding_tensor(m), "gap");
+    float *y;
+    int64_t shp[8];
+    int rank;
+    assert_int_equal(vt_model_run(m, (float[144]){0}, 1, 4, 6, 6, "nope", &y, shp, &rank), VT_ENOTFOUND);
+    assert_int_not_equal(vt_model_run(m, (float[144]){0}, 1, 3, 6, 6, NULL, &y, shp, &rank), 0);
+    vt_model_free(m);
+    free(buf);
+    tfree_all();
+}
+
+static void test_threads_and_repeat(void **state) {
+    (void)state;
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 0, NULL);
+    vt_model_opts o = {1, 0};
+    vt_model *m;
+    assert_int_equal(vt_model_load_mem(buf, len, "net", &o, &m), 0);
+    float x[4 * 4 * 36];
+    vt_rng r;
+    vt_rng_seed(&r, 11);
+    for (int i = 0; i < 4 * 4 * 36; i++) x[i] = frand(&r);
+    float *y1, *y2;
+    int64_t shp[8];
+    int rank;
+    assert_int_equal(vt_model_run(m, x, 4, 4, 6, 6, NULL, &y1, shp, &rank), 0);
+    assert_int_equal(vt_model_set_threads(m, 2), 0);
+    assert_int_equal(vt_model_run(m, x, 4, 4, 6, 6, NULL, &y2, shp, &rank), 0);
+    assert_true(rel_err(y1, y2, 20) < 1e-6);
+    float ref[20];
+    ref_net(&p, x, 4, NULL, NULL, NULL, ref);
+    assert_true(rel_err(y2, ref, 20) < 1e-5);
+    size_t act, wb;
+    assert_int_equal(vt_model_plan_bytes(m, &act, &wb), 0);
+    assert_true(act > 0 && wb > 0);
+    free(y1);
+    free(y2);
+    vt_model_free(m);
+    free(buf);
+    tfree_all();
+}
+
+static void test_preproc_from_metadata_and_defaults(void **state) {
+    (void)state;
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 1, NULL);
+    vt_model *m;
+    assert_int_equal(vt_model_load_mem(buf, len, "net", NULL, &m), 0);
+    vt_preproc pp;
+    assert_int_equal(vt_model_preproc(m, &pp), 0);
+    assert_int_equal(pp.size, 32);
+    assert_true(pp.from_metadata);
+    assert_true(fabsf(pp.mean[1] - 0.25f) < 1e-7f && fabsf(pp.std[2] - 8.f) < 1e-7f);
+    assert_int_equal(pp.bgr, 1);
+    assert_int_equal(pp.fit, VT_FIT_STRETCH);
+    assert_string_equal(vt_model_meta(m, "vitrine.color"), "bgr");
+    vt_model_free(m);
+    free(buf);
+    buf = build_net(&p, &len, 0, NULL);
+    assert_int_equal(vt_model_load_mem(buf, len, "net", NULL, &m), 0);
+    assert_int_equal(vt_model_preproc(m, &pp), 0);
+    assert_int_equal(pp.size, 6); /* from the input's static shape */
+    assert_false(pp.from_metadata);
+    assert_true(fabsf(pp.mean[0] - vt_imagenet_mean[0]) < 1e-7f);
+    assert_int_equal(pp.bgr, 0);
+    assert_int_equal(vt_model_num_inputs(m), 1);
+    vt_model_io io;
+    assert_int_equal(vt_model_input(m, 0, &io), 0);
+    assert_string_equal(io.name, "x");
+    assert_int_equal(io.rank, 4);
+    assert_int_equal(io.shape[0], -1);
+    assert_int_equal(vt_model_param_count(m), 8 * 36 + 8 + 32 + 8 + 32 + 72 + 8 + 40 + 5);
+    vt_model_free(m);
+    free(buf);
+    tfree_all();
+}
+
+static void test_unsupported_and_malformed(void **state) {
+    (void)state;
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 0, "FancyDense");
+    vt_model *m = NULL;
+    assert_int_equal(vt_model_load_mem(buf, len, "net.onnx", NULL, &m), VT_EUNSUPPORTED);
+    assert_null(m);
+    assert_non_null(strstr(vt_errmsg(), "FancyDense"));
+    assert_non_null(strstr(vt_errmsg(), "net.onnx"));
+    free(buf);
+    buf = build_net(&p, &len, 0, NULL);
+    assert_int_equal(vt_model_load_mem(buf, 0, "e", NULL, &m), VT_EEMPTY);
+    /* every truncation is either refused or (cut at a field boundary) a still-valid model; never a crash */
+    int refused = 0;
+    for (size_t cut = 1; cut < len; cut += 1 + cut / 64) {
+        int rc = vt_model_load_mem(buf, cut, "cut", NULL, &m);
+        if (rc) {
+            assert_true(rc < 0);
+            assert_true(strlen(vt_errmsg()) > 0);
+            refused++;
+        } else {
+            vt_model_free(m);
+        }
+    }
+    assert_true(refused > 10);
+    /* flipped bytes */
+    vt_rng r;
+    vt_rng_seed(&r, 5);
+    for (int k = 0; k < 200; k++) {
+        uint8_t *c = malloc(len);
+        memcpy(c, buf, len);
+        for (int j = 0; j < 4; j++) c[vt_rng_below(&r, len)] ^= (uint8_t)(1 + vt_rng_below(&r, 255));
+        if (vt_model_load_mem(c, len, "flip", NULL, &m) == 0) {
+            float *y;
+            int64_t shp[8];
+            int rank;
+            if (vt_model_run(m, (float[144]){0}, 1, 4, 6, 6, NULL, &y, shp, &rank) == 0) free(y);
+            vt_model_free(m);
+        }
+        free(c);
+    }
+    assert_int_equal(vt_model_load("/nonexistent/model.onnx", NULL, &m), VT_ENOENT);
+    free(buf);
+    tfree_all();
+}
+
+/* `vitrine embed` on real photos: one unit-norm row per image in list order, equal to the library's
+ * own preprocessing + run of the embedding tensor; unreadable inputs are skipped with exit 3. */
+static void test_cli_embed(void **state) {
+    (void)state;
+    const char *imgs[3] = {tu_data("images/10000.jpg"), tu_data("images/10001.jpg"), tu_data("images/10002.jpg")};
+    if (!imgs[0] || !imgs[1] || !imgs[2]) skip();
+    char im[3][1024];
+    for (int i = 0; i < 3; i++) snprintf(im[i], sizeof im[i], "%s", imgs[i]);
+    builder b;
+    b_init(&b);
+    float w[8 * 3 * 9], bias[8], wfc[8 * 4], bfc[4];
+    vt_rng r;
+    vt_rng_seed(&r, 9);
+    for (int i = 0; i < 8 * 27; i++) w[i] = frand(&r);
+    for (int i = 0; i < 8; i++) bias[i] = frand(&r) * 0.1f;
+    for (int i = 0; i < 32; i++) wfc[i] = frand(&r);
+    for (int i = 0; i < 4; i++) bfc[i] = 0;
+    int64_t dw[4] = {8, 3, 3, 3}, d8[1] = {8}, dfc[2] = {8, 4}, d4[1] = {4}, st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+    b_init_f(&b, "w", 4, dw, w);
+    b_init_f(&b, "b", 1, d8, bias);
+    b_init_f(&b, "wfc", 2, dfc, wfc);
+    b_init_f(&b, "bfc", 1, d4, bfc);
+    Onnx__NodeProto *n = b_node(&b, "Conv", "x", "w", "b", "c");
+    a_ints(n, "strides", 2, st);
+    a_ints(n, "pads", 4, pads);
+    b_node(&b, "Relu", "c", NULL, NULL, "r");
+    b_node(&b, "GlobalAveragePool", "r", NULL, NULL, "gap");
+    b_node(&b, "Flatten", "gap", NULL, NULL, "flat");
+    b_node(&b, "Gemm", "flat", "wfc", "bfc", "logits");
+    int64_t xin[4] = {-1, 3, -1, -1}, yout[2] = {-1, 4};
+    b.ins[b.g.n_input++] = b_vi("x", 4, xin);
+    b.outs[b.g.n_output++] = b_vi("logits", 2, yout);
+    b_meta(&b, "vitrine.input_size", "32");
+    b_meta(&b, "vitrine.fit", "stretch");
+    size_t len;
+    uint8_t *buf = b_pack(&b, 13, &len);
+    char mpath[1024], xpath[1024], ipath[1024], cmd[8192];
+    snprintf(mpath, sizeof mpath, "%s", tu_path("embed.onnx"));
+    snprintf(xpath, sizeof xpath, "%s", tu_path("emb.f32"));
+    snprintf(ipath, sizeof ipath, "%s", tu_path("emb.ids"));
+    assert_int_equal(tu_write(mpath, buf, len), 0);
+    snprintf(cmd, sizeof cmd, "%s -q embed --model %s --out %s --batch 2 %s %s %s", VT_CLI, mpath, xpath, im[0], im[1], im[2]);
+    assert_int_equal(system(cmd), 0);
+    float rows[3 * 8];
+    FILE *f = fopen(xpath, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(rows, 4, 25, f), 24);
+    fclose(f);
+    char ids[256] = {0};
+    f = fopen(ipath, "r");
+    assert_non_null(f);
+    assert_true(fread(ids, 1, sizeof ids - 1, f) > 0);
+    fclose(f);
+    assert_string_equal(ids, "10000\n10001\n10002\n");
+    vt_model *m;
+    assert_int_equal(vt_model_load(mpath, NULL, &m), 0);
+    assert_string_equal(vt_model_embedding_tensor(m), "gap");
+    vt_preproc pp;
+    assert_int_equal(vt_model_preproc(m, &pp), 0);
+    assert_int_equal(pp.size, 32);
+    assert_int_equal(pp.fit, VT_FIT_STRETCH);
+    for (int i = 0; i < 3; i++) {
+        double s = 0;
+        for (int j = 0; j < 8; j++) s += rows[i * 8 + j] * rows[i * 8 + j];
+        assert_true(fabs(s - 1) < 1e-5);
+        vt_decode_opts d = {.fast = 1, .min_short = 32};
+        vt_image img, sq;
+        assert_int_equal(vt_image_load(im[i], &d, &img), 0);
+        assert_int_equal(vt_image_fit(&img, 32, VT_FIT_STRETCH, &sq), 0);
+        float x[3 * 32 * 32], *y;
+        vt_image_to_chw(&sq, pp.mean, pp.std, 0, x);
+        vt_image_free(&img);
+        vt_image_free(&sq);
+        int64_t shp[8];
+        int rank;
+        assert_int_equal(vt_model_run(m, x, 1, 3, 32, 32, "gap", &y, shp, &rank), 0);
+        double nn = 0;
+        for (int j = 0; j < 8; j++) nn += (double)y[j] * y[j];
+        for (int j = 0; j < 8; j++) assert_true(fabs(y[j] / sqrt(nn) - rows[i * 8 + j]) < 1e-5);
+        free(y);
+    }
+    vt_model_free(m);
+    /* a missing file: reported, skipped, exit status 3, the other rows still written */
+    snprintf(cmd, sizeof cmd, "%s -q embed --model %s --out %s %s /nonexistent/x.jpg %s 2>/dev/null", VT_CLI, mpath, xpath,
+             im[0], im[2]);
+    int st2 = system(cmd);
+    assert_true(WIFEXITED(st2) && WEXITSTATUS(st2) == 3);
+    f = fopen(xpath, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(rows, 4, 25, f), 16);
+    fclose(f);
+    free(buf);
+    tfree_all();
+}
+
+/* Loaded from a file, the first plan frees the original convolution weights; a plan for another
+ * shape must re-read them and still be right, as must the first plan when reused. */
+static void test_file_model_weight_release(void **state) {
+    (void)state;
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 0, NULL);
+    char path[1024];
+    snprintf(path, sizeof path, "%s", tu_path("net.onnx"));
+    assert_int_equal(tu_write(path, buf, len), 0);
+    vt_model *m;
+    assert_int_equal(vt_model_load(path, NULL, &m), 0);
+    vt_rng r;
+    vt_rng_seed(&r, 21);
+    float x[3 * 4 * 36], ref[15];
+    for (int i = 0; i < 3 * 4 * 36; i++) x[i] = frand(&r);
+    ref_net(&p, x, 3, NULL, NULL, NULL, ref);
+    const int order[4] = {1, 3, 1, 2};
+    for (int k = 0; k < 4; k++) {
+        float *y;
+        int64_t shp[8];
+        int rank;
+        assert_int_equal(vt_model_run(m, x, order[k], 4, 6, 6, NULL, &y, shp, &rank), 0);
+        assert_true(rel_err(y, ref, (size_t)order[k] * 5) < 1e-5);
+        free(y);
+    }
+    vt_model_free(m);
+    free(buf);
+    tfree_all();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fused_network_matches_reference),
+        cmocka_unit_test(test_threads_and_repeat),
+        cmocka_unit_test(test_preproc_from_metadata_and_defaults),
+        cmocka_unit_test(test_unsupported_and_malformed),
+        cmocka_unit_test(test_cli_embed),
+        cmocka_unit_test(test_file_model_weight_release),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
