@@ -576,6 +576,76 @@ int vt_model_run_tensors(vt_model *m, int nin, const char *const *in_names, cons
 /* Bytes of activation memory and of (reordered) weights held by the plan of the last run. */
 int vt_model_plan_bytes(const vt_model *m, size_t *activations, size_t *weights);
 
+/* ======================================================================== engine: similar items, photo search */
+/* The catalog's embeddings for one model, indexed for search, with the model itself for new
+ * photos. Built from a store by vt_engine_open; searches may run from many threads at once
+ * (photo searches share the one model under a lock). */
+
+typedef struct vt_engine vt_engine;
+
+typedef struct vt_engine_opts {
+    const char *model_path; /* ONNX model used to embed photos (NULL: no photo search) */
+    const char *model_name; /* name the embeddings are stored under (NULL: the model file's name
+                               without folder and extension) */
+    int index_kind;         /* VT_INDEX_FLAT / VT_INDEX_HNSW, or -1: exact up to 20,000 items,
+                               HNSW above */
+    vt_index_store index_store; /* vector storage in the index (default f32) */
+    int threads;            /* for the model and the index build (0: all CPUs) */
+    const char *index_cache; /* path prefix (e.g. the store's file) under which the built index
+                               is saved and reloaded while the store's embeddings for the model
+                               are unchanged (NULL: build every time). vitrine ingest bumps the
+                               store's "embeddings.version.<model>" setting on every change. */
+} vt_engine_opts;
+
+void vt_engine_opts_init(vt_engine_opts *o);
+
+/* A search result: the item's store label and its cosine similarity to the query. */
+typedef struct vt_hit {
+    int64_t label;
+    float score;
+} vt_hit;
+
+/* Loads the model (if any) and indexes every embedding the store holds for it. The store must
+ * outlive the engine. */
+int vt_engine_open(vt_store *store, const vt_engine_opts *o, vt_engine **out);
+void vt_engine_free(vt_engine *e);
+const char *vt_engine_model_name(const vt_engine *e);
+size_t vt_engine_size(const vt_engine *e); /* items in the index */
+int vt_engine_dim(const vt_engine *e);     /* embedding dimension (0: no embeddings) */
+
+/* The k items most similar to item `id` (never the item itself), best first, restricted to the
+ * items matching f (NULL: all) inside the search. hits has room for k; *n receives the count.
+ * VT_ENOTFOUND for an unknown id or an item without an embedding. */
+int vt_engine_similar(vt_engine *e, const char *id, int k, const vt_filter *f, vt_hit *hits, int *n);
+/* The same for the item with store label `label`. */
+int vt_engine_similar_label(vt_engine *e, int64_t label, int k, const vt_filter *f, vt_hit *hits, int *n);
+/* The same for a photo given as encoded bytes (JPEG, PNG or WebP); name is used in errors. */
+int vt_engine_search_image(vt_engine *e, const void *buf, size_t len, const char *name, int k,
+                           const vt_filter *f, vt_hit *hits, int *n);
+/* Embeds a decoded photo with the engine's model and preprocessing: writes the L2-normalised
+ * vector into vec (room for cap floats) and returns its length (> 0) or a negative error. */
+int vt_engine_embed_image(vt_engine *e, const vt_image *img, float *vec, int cap);
+
+/* ======================================================================== server: REST API and web page */
+/* The HTTP server: the REST API of docs/API.md and the embedded web page, on a thread pool. */
+
+typedef struct vt_server vt_server;
+
+typedef struct vt_server_opts {
+    const char *host;  /* IPv4 address to listen on (default 127.0.0.1; 0.0.0.0 for all) */
+    int port;          /* default 8080; 0: any free port (see vt_server_port) */
+    int threads;       /* worker threads (0: one per CPU) */
+    size_t max_body;   /* request bodies above this get 413 (default 16 MiB) */
+} vt_server_opts;
+
+void vt_server_opts_init(vt_server_opts *o);
+/* Starts serving `store` (and, when engine is not NULL, similar items and photo search) in
+ * background threads. Both must outlive the server. */
+int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o, vt_server **out);
+int vt_server_port(const vt_server *s);
+/* Stops accepting, finishes the requests in flight and frees the server. */
+void vt_server_stop(vt_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,10 @@ int vt_cmd_sample_catalog(int argc, char **argv);
 int vt_cmd_index(int argc, char **argv);
 int vt_cmd_model(int argc, char **argv);
 int vt_cmd_embed(int argc, char **argv);
+int vt_cmd_ingest(int argc, char **argv);
+int vt_cmd_similar(int argc, char **argv);
+int vt_cmd_search(int argc, char **argv);
+int vt_cmd_serve(int argc, char **argv);
 
 /* Prints "vitrine: <msg>: <vt_errmsg()>" to stderr; returns VT_EXIT_FAIL. */
 int cli_fail(int rc, const char *what);

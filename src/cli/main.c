@@ -15,6 +15,10 @@ static const command commands[] = {
     {"model", vt_cmd_model, "inspect, run, conformance-test and benchmark ONNX models"},
     {"embed", vt_cmd_embed, "compute L2-normalised CNN embeddings of photos"},
     {"sample-catalog", vt_cmd_sample_catalog, "draw a procedural sample catalog (photos + styles.csv) for demos and tests"},
+    {"ingest", vt_cmd_ingest, "read a catalog feed and its photos into the item store, with embeddings"},
+    {"similar", vt_cmd_similar, "items that look like a catalog item"},
+    {"search", vt_cmd_search, "catalog items that look like a photo"},
+    {"serve", vt_cmd_serve, "REST API and web page over HTTP"},
     {"index", vt_cmd_index, "build and query similarity indexes (exact scan, HNSW) over vector files"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

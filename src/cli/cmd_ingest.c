@@ -1,0 +1,545 @@
+/* cmd_ingest.c: `vitrine ingest`: read a catalog feed and its photos into the store, embedding
+ * new and changed photos with a model, incrementally and crash-safely. */
+#include "cli.h"
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("Usage: vitrine ingest --db DB --meta FILE [--images DIR] [--model MODEL.onnx] [options]\n"
+           "       vitrine ingest --db DB --embeddings X.f32 --ids X.ids --model-name NAME [--meta FILE]\n\n"
+           "Reads a catalog feed (a CSV with a header such as Kaggle's styles.csv, or JSON Lines with an\n"
+           "\"id\" field) into the item store DB (SQLite; created when absent), finds each item's photo in\n"
+           "DIR (<id>.jpg, .jpeg, .png or .webp, or an image/path column), and stores one embedding per\n"
+           "photo computed by MODEL. Re-running is incremental: unchanged items are skipped, changed\n"
+           "photos are re-embedded; an interrupted run (even killed) resumes where it stopped, because\n"
+           "items are written in transactional batches.\n\n"
+           "Bad input never stops the run: a malformed row, a duplicate or missing id, a missing or\n"
+           "unreadable photo each go to DB.errors.jsonl (one JSON object per line: file, line, id,\n"
+           "reason), rewritten on every run. Items whose photo is bad are still stored, without an\n"
+           "embedding.\n\n"
+           "Options:\n"
+           "      --db DB            item store (SQLite file)\n"
+           "      --meta FILE        catalog feed: .csv or .jsonl\n"
+           "      --images DIR       folder of the photos (default: the feed's folder/images)\n"
+           "      --model FILE       ONNX model for the embeddings (stored under the file's base name)\n"
+           "      --model-name NAME  name to store embeddings under (default: from --model)\n"
+           "      --embeddings X.f32 import precomputed vectors: raw little-endian float32 rows...\n"
+           "      --ids X.ids        ...with one item id per line, in the same order\n"
+           "      --prune            delete items that are no longer in the feed\n"
+           "  -t, --threads T        threads for decoding and the model (default: all CPUs)\n"
+           "  -b, --batch N          photos per model batch and per transaction (default 32)\n"
+           "      --force            re-embed every photo even if unchanged\n"
+           "  -h, --help             this text\n\n"
+           "Exit status: 0 all rows ingested; 3 done, but some rows or photos were rejected (see\n"
+           "DB.errors.jsonl); 1 failure (nothing after the last committed batch was written);\n"
+           "2 usage error.\n");
+}
+
+typedef struct {
+    char *id, *attrs, *image;
+    long line;
+} row;
+
+/* ------------------------------------------------------------------ embedding a batch */
+
+typedef struct {
+    row **rows;          /* this batch */
+    int n;
+    vt_preproc pre;
+    float *x;            /* n x 3 x S x S */
+    int *ok;             /* per row: 1 decoded, 0 failed */
+    char **err;          /* per row: message when failed */
+    uint64_t *hash;
+    int64_t *size, *mtime;
+} batch_ctx;
+
+static void decode_one(void *p, size_t i, int worker) {
+    (void)worker;
+    batch_ctx *b = p;
+    row *r = b->rows[i];
+    b->ok[i] = 0;
+    vt_decode_opts dopts = {.fast = 1};
+    if (b->pre.fit == VT_FIT_LETTERBOX) dopts.min_long = b->pre.size;
+    else dopts.min_short = b->pre.size;
+    vt_image img, sq;
+    int rc = vt_image_load(r->image, &dopts, &img);
+    if (rc == 0) {
+        rc = vt_image_fit(&img, b->pre.size, b->pre.fit, &sq);
+        vt_image_free(&img);
+    }
+    if (rc == 0) {
+        vt_image_to_chw(&sq, b->pre.mean, b->pre.std, b->pre.bgr, b->x + i * 3 * (size_t)b->pre.size * b->pre.size);
+        vt_image_free(&sq);
+        rc = vt_hash_file(r->image, &b->hash[i]);
+    }
+    if (rc == 0) {
+        b->ok[i] = 1;
+    } else {
+        b->err[i] = strdup(vt_errmsg());
+    }
+}
+
+/* ------------------------------------------------------------------ the command */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static int file_stat(const char *path, int64_t *size, int64_t *mtime) {
+    struct stat st;
+    if (!path || stat(path, &st) != 0) return -1;
+    *size = (int64_t)st.st_size;
+    *mtime = (int64_t)st.st_mtime;
+    return 0;
+}
+
+typedef struct {
+    char **ids;
+    size_t n;
+} idset;
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct {
+    idset *keep;
+    char **gone;
+    size_t n, cap;
+} prune_ctx;
+
+static int collect_gone(const vt_item *it, void *user) {
+    prune_ctx *c = user;
+    const char *key = it->id;
+    if (bsearch(&key, c->keep->ids, c->keep->n, sizeof(char *), cmp_str)) return 0;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        char **ng = realloc(c->gone, c->cap * sizeof *ng);
+        if (!ng) return VT_ENOMEM;
+        c->gone = ng;
+    }
+    c->gone[c->n++] = strdup(it->id);
+    return 0;
+}
+
+/* Reads an .ids file: one id per line. */
+static int read_ids(const char *path, char ***out, size_t *n) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "vitrine ingest: %s: cannot open\n", path);
+        return -1;
+    }
+    size_t cap = 1024, k = 0;
+    char **v = malloc(cap * sizeof *v);
+    char line[4096];
+    while (v && fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
+        if (!l) continue;
+        if (k == cap) {
+            char **nv = realloc(v, (cap *= 2) * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+        }
+        v[k++] = strdup(line);
+    }
+    fclose(f);
+    *out = v;
+    *n = k;
+    return v ? 0 : -1;
+}
+
+/* Imports precomputed vectors (--embeddings/--ids) for items already in the store or in the feed. */
+static int import_vectors(vt_store *st, const char *vec_path, const char *ids_path, const char *model_name,
+                          vt_report *rep, long *imported) {
+    char **ids;
+    size_t n;
+    if (read_ids(ids_path, &ids, &n)) return VT_EXIT_FAIL;
+    struct stat sb;
+    int rcode = VT_EXIT_OK;
+    if (stat(vec_path, &sb) != 0 || n == 0 || sb.st_size % (off_t)(4 * n) != 0) {
+        fprintf(stderr, "vitrine ingest: %s: size %lld is not a multiple of 4 x %zu ids\n", vec_path,
+                (long long)sb.st_size, n);
+        rcode = VT_EXIT_FAIL;
+    }
+    int dim = rcode ? 0 : (int)(sb.st_size / (off_t)(4 * n));
+    FILE *f = rcode ? NULL : fopen(vec_path, "rb");
+    float *v = dim ? malloc(sizeof(float) * (size_t)dim) : NULL;
+    if (!rcode && (!f || !v)) rcode = VT_EXIT_FAIL;
+    vt_progress *pr = NULL;
+    if (!rcode) vt_progress_create("import", n, "vec", &pr);
+    int in_batch = 0;
+    for (size_t i = 0; !rcode && i < n && !g_stop; i++) {
+        if (fread(v, sizeof(float), (size_t)dim, f) != (size_t)dim) {
+            rcode = VT_EXIT_FAIL;
+            break;
+        }
+        if (!in_batch && vt_store_begin(st) == 0) in_batch = 1;
+        vt_item it;
+        int rc = vt_store_get(st, ids[i], &it);
+        if (rc == VT_ENOTFOUND) {
+            vt_item nit = {.id = ids[i]};
+            rc = vt_store_put(st, &nit, &it.label);
+            it.id = NULL;
+            it.attrs = it.image = NULL;
+        }
+        if (rc == 0) {
+            double ss = 0;
+            for (int d = 0; d < dim; d++) ss += (double)v[d] * v[d];
+            float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
+            for (int d = 0; d < dim; d++) v[d] *= inv;
+            rc = vt_store_put_embedding(st, it.label, model_name, v, dim, 0);
+            vt_item_clear(&it);
+        }
+        if (rc)
+            vt_report_add(rep, ids_path, (long)i + 1, ids[i], vt_errmsg());
+        else
+            (*imported)++;
+        if ((i + 1) % 1000 == 0 && in_batch) {
+            if (vt_store_commit(st)) rcode = cli_fail(-1, "commit");
+            in_batch = 0;
+        }
+        vt_progress_add(pr, 1, NULL);
+    }
+    if (in_batch && vt_store_commit(st)) rcode = cli_fail(-1, "commit");
+    vt_progress_finish(pr);
+    if (f) fclose(f);
+    free(v);
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    return rcode;
+}
+
+int vt_cmd_ingest(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},          {"meta", required_argument, 0, 'm'},
+        {"images", required_argument, 0, 'i'},      {"model", required_argument, 0, 'M'},
+        {"model-name", required_argument, 0, 'N'},  {"embeddings", required_argument, 0, 'E'},
+        {"ids", required_argument, 0, 'I'},         {"prune", no_argument, 0, 'p'},
+        {"threads", required_argument, 0, 't'},     {"batch", required_argument, 0, 'b'},
+        {"force", no_argument, 0, 'F'},             {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *db = NULL, *meta = NULL, *images = NULL, *model_path = NULL, *model_name = NULL, *vecs = NULL,
+               *idsf = NULL;
+    int prune = 0, force = 0;
+    long threads = 0, bsize = 32;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:b:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'm': meta = optarg; break;
+        case 'i': images = optarg; break;
+        case 'M': model_path = optarg; break;
+        case 'N': model_name = optarg; break;
+        case 'E': vecs = optarg; break;
+        case 'I': idsf = optarg; break;
+        case 'p': prune = 1; break;
+        case 'F': force = 1; break;
+        case 't':
+            if (cli_parse_int(optarg, 0, 1024, &threads)) return cli_usage_error("ingest", "--threads must be 0..1024");
+            break;
+        case 'b':
+            if (cli_parse_int(optarg, 1, 4096, &bsize)) return cli_usage_error("ingest", "--batch must be 1..4096");
+            break;
+        case 'h': help(); return VT_EXIT_OK;
+        default: return cli_usage_error("ingest", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
+    if (!db) return cli_usage_error("ingest", "missing --db DB");
+    if (!meta && !vecs) return cli_usage_error("ingest", "missing --meta FILE (or --embeddings with --ids)");
+    if ((vecs != NULL) != (idsf != NULL)) return cli_usage_error("ingest", "--embeddings and --ids go together");
+    if (vecs && !model_name) return cli_usage_error("ingest", "--embeddings needs --model-name NAME");
+    if (vecs && model_path) return cli_usage_error("ingest", "give either --model or --embeddings, not both");
+
+    char name_buf[256];
+    if (!model_name && model_path) {
+        const char *b = strrchr(model_path, '/');
+        snprintf(name_buf, sizeof name_buf, "%s", b ? b + 1 : model_path);
+        char *dot = strrchr(name_buf, '.');
+        if (dot && dot != name_buf) *dot = 0;
+        model_name = name_buf;
+    }
+    char images_buf[4096];
+    if (meta && !images) {
+        const char *sl = strrchr(meta, '/');
+        if (sl)
+            snprintf(images_buf, sizeof images_buf, "%.*s/images", (int)(sl - meta), meta);
+        else
+            snprintf(images_buf, sizeof images_buf, "images");
+        images = images_buf;
+    }
+
+    vt_store *st;
+    int rc = vt_store_open(db, 0, &st);
+    if (rc) return cli_fail(rc, "cannot open the store");
+    char rep_path[4096];
+    snprintf(rep_path, sizeof rep_path, "%s.errors.jsonl", db);
+    vt_report *rep;
+    rc = vt_report_open(rep_path, &rep);
+    if (rc) {
+        vt_store_close(st);
+        return cli_fail(rc, "cannot write the error report");
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double t0 = vt_now();
+    int code = VT_EXIT_OK;
+    long nrows = 0, added = 0, updated = 0, unchanged = 0, embedded = 0, bad_images = 0, pruned = 0, imported = 0;
+
+    /* 1. Read the whole feed (ids, attributes, photo paths); bad rows go to the report. */
+    row *rows = NULL;
+    size_t nr = 0, cap = 0;
+    idset keep = {0};
+    if (meta) {
+        vt_feed_opts fo = {.images_dir = images};
+        vt_feed *feed;
+        rc = vt_feed_open(meta, &fo, &feed);
+        if (rc) {
+            code = cli_fail(rc, "cannot read the feed");
+            goto done;
+        }
+        vt_feed_row fr;
+        while ((rc = vt_feed_next(feed, &fr)) == 1) {
+            nrows++;
+            if (fr.error) {
+                vt_report_add_row(rep, &fr);
+                continue;
+            }
+            if (nr == cap) {
+                cap = cap ? cap * 2 : 1024;
+                row *nrw = realloc(rows, cap * sizeof *rows);
+                if (!nrw) {
+                    rc = VT_ENOMEM;
+                    break;
+                }
+                rows = nrw;
+            }
+            rows[nr].id = strdup(fr.id);
+            rows[nr].attrs = strdup(fr.attrs ? fr.attrs : "{}");
+            rows[nr].image = fr.image ? strdup(fr.image) : NULL;
+            rows[nr].line = fr.line;
+            nr++;
+        }
+        vt_feed_close(feed);
+        if (rc < 0) {
+            code = cli_fail(rc, "reading the feed failed");
+            goto done;
+        }
+    }
+
+    /* 2. Metadata: insert or update items; decide which photos need (re-)embedding. */
+    vt_model *model = NULL;
+    vt_preproc pre = {0};
+    if (model_path) {
+        vt_model_opts mo = {.threads = (int)threads};
+        rc = vt_model_load(model_path, &mo, &model);
+        if (rc == 0) rc = vt_model_preproc(model, &pre);
+        if (rc) {
+            code = cli_fail(rc, "cannot load the model");
+            goto done;
+        }
+    }
+    row **todo = malloc(sizeof *todo * (nr ? nr : 1));
+    size_t ntodo = 0;
+    int64_t *labels = malloc(sizeof *labels * (nr ? nr : 1));
+    if (!todo || !labels) {
+        code = cli_fail(VT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = vt_store_begin(st);
+    for (size_t i = 0; rc == 0 && i < nr; i++) {
+        vt_item old;
+        int64_t size = 0, mtime = 0;
+        int have = vt_store_get(st, rows[i].id, &old) == 0;
+        int img_ok = rows[i].image && file_stat(rows[i].image, &size, &mtime) == 0;
+        if (!img_ok && model) { /* a photo is only required when we are to embed it */
+            bad_images++;
+            char reason[8192];
+            snprintf(reason, sizeof reason, "no image file for id '%.255s' in %.4096s", rows[i].id,
+                     images ? images : ".");
+            vt_report_add(rep, meta, rows[i].line, rows[i].id, reason);
+        }
+        int same_meta = have && old.attrs && !strcmp(old.attrs, rows[i].attrs) &&
+                        ((!old.image && !rows[i].image) ||
+                         (old.image && rows[i].image && !strcmp(old.image, rows[i].image)));
+        int same_file = have && (img_ok ? old.image_size == size && old.image_mtime == mtime
+                                        : old.image_size == 0 && old.image_mtime == 0);
+        uint64_t ehash = 0;
+        int has_emb = model_name && have && vt_store_embedding_info(st, old.label, model_name, NULL, &ehash) == 0;
+        int need_embed = model && img_ok && (force || !has_emb || !same_file || ehash != old.hash);
+        if (!same_meta || !same_file) {
+            vt_item it = {.id = rows[i].id, .attrs = rows[i].attrs, .image = rows[i].image,
+                          .hash = same_file ? old.hash : 0, .image_size = size, .image_mtime = mtime};
+            rc = vt_store_put(st, &it, &labels[i]);
+            if (rc == 0) *(have ? &updated : &added) += 1;
+        } else {
+            labels[i] = old.label;
+            if (!need_embed) unchanged++;
+        }
+        if (have) vt_item_clear(&old);
+        if (need_embed) todo[ntodo++] = &rows[i];
+        if (i % 2000 == 1999 && rc == 0) {
+            rc = vt_store_commit(st);
+            if (rc == 0) rc = vt_store_begin(st);
+        }
+    }
+    if (rc == 0) rc = vt_store_commit(st);
+    else vt_store_rollback(st);
+    if (rc) {
+        code = cli_fail(rc, "writing items failed");
+        goto done_model;
+    }
+
+    /* 3. Embed the photos that need it, a batch at a time: decode in parallel, one batched model
+     * run, then one transaction per batch. */
+    if (ntodo) {
+        vt_pool *pool;
+        rc = vt_pool_create((int)threads, &pool);
+        if (rc) {
+            code = cli_fail(rc, "thread pool");
+            goto done_model;
+        }
+        size_t S = (size_t)pre.size;
+        batch_ctx b = {.pre = pre};
+        b.x = malloc(sizeof(float) * 3 * S * S * (size_t)bsize);
+        b.ok = calloc((size_t)bsize, sizeof(int));
+        b.err = calloc((size_t)bsize, sizeof(char *));
+        b.hash = calloc((size_t)bsize, sizeof(uint64_t));
+        if (!b.x || !b.ok || !b.err || !b.hash) code = cli_fail(VT_ENOMEM, "out of memory for a batch");
+        vt_progress *pr;
+        vt_progress_create("embed", ntodo, "img", &pr);
+        const char *tensor = vt_model_embedding_tensor(model);
+        for (size_t at = 0; at < ntodo && !g_stop && code == VT_EXIT_OK; at += (size_t)bsize) {
+            b.rows = todo + at;
+            b.n = (int)(ntodo - at < (size_t)bsize ? ntodo - at : (size_t)bsize);
+            vt_pool_parallel_for(pool, (size_t)b.n, 1, decode_one, &b);
+            int nok = 0; /* pack the decoded photos to the front of the batch (in place: nok <= i) */
+            for (int i = 0; i < b.n; i++)
+                if (b.ok[i]) {
+                    if (nok != i)
+                        memmove(b.x + (size_t)nok * 3 * S * S, b.x + (size_t)i * 3 * S * S, sizeof(float) * 3 * S * S);
+                    nok++;
+                }
+            float *y = NULL;
+            int64_t shape[8];
+            int rank = 0;
+            if (nok) {
+                rc = vt_model_run(model, b.x, nok, 3, (int)S, (int)S, tensor, &y, shape, &rank);
+                if (rc) {
+                    code = cli_fail(rc, "the model failed");
+                    break;
+                }
+            }
+            int64_t dim = 1;
+            for (int r = 1; r < rank; r++) dim *= shape[r];
+            rc = vt_store_begin(st);
+            for (int i = 0, j = 0; rc == 0 && i < b.n; i++) {
+                row *r = b.rows[i];
+                size_t ri = (size_t)(r - rows);
+                if (!b.ok[i]) {
+                    bad_images++;
+                    vt_report_add(rep, meta, r->line, r->id, b.err[i] ? b.err[i] : "image could not be read");
+                    free(b.err[i]);
+                    b.err[i] = NULL;
+                    continue;
+                }
+                float *v = y + (size_t)j++ * (size_t)dim;
+                double ss = 0;
+                for (int64_t d = 0; d < dim; d++) ss += (double)v[d] * v[d];
+                float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
+                for (int64_t d = 0; d < dim; d++) v[d] *= inv;
+                rc = vt_store_put_embedding(st, labels[ri], model_name, v, (int)dim, b.hash[i]);
+                if (rc == 0) {
+                    /* keep the item's hash in step with the embedded photo */
+                    vt_item it;
+                    if (vt_store_get_by_label(st, labels[ri], &it) == 0) {
+                        it.hash = b.hash[i];
+                        rc = vt_store_put(st, &it, NULL);
+                        vt_item_clear(&it);
+                    }
+                }
+                if (rc == 0) embedded++;
+            }
+            free(y);
+            if (rc == 0) rc = vt_store_commit(st);
+            else vt_store_rollback(st);
+            if (rc) code = cli_fail(rc, "writing embeddings failed");
+            vt_progress_add(pr, (uint64_t)b.n, NULL);
+        }
+        vt_progress_finish(pr);
+        for (int i = 0; b.err && i < bsize; i++) free(b.err[i]);
+        free(b.x);
+        free(b.ok);
+        free(b.err);
+        free(b.hash);
+        vt_pool_free(pool);
+    }
+
+    /* 4. Imported vectors. */
+    if (vecs && code == VT_EXIT_OK) code = import_vectors(st, vecs, idsf, model_name, rep, &imported);
+
+    /* 5. --prune: items no longer in the feed. */
+    if (prune && meta && code == VT_EXIT_OK && !g_stop) {
+        keep.n = nr;
+        keep.ids = malloc(sizeof(char *) * (nr ? nr : 1));
+        for (size_t i = 0; i < nr; i++) keep.ids[i] = rows[i].id;
+        qsort(keep.ids, keep.n, sizeof(char *), cmp_str);
+        prune_ctx pc = {&keep, NULL, 0, 0};
+        rc = vt_store_foreach(st, NULL, collect_gone, &pc);
+        if (rc == 0) rc = vt_store_begin(st);
+        for (size_t i = 0; rc == 0 && i < pc.n; i++)
+            if (vt_store_delete(st, pc.gone[i]) == 0) pruned++;
+        if (rc == 0) rc = vt_store_commit(st);
+        if (rc) code = cli_fail(rc, "pruning failed");
+        for (size_t i = 0; i < pc.n; i++) free(pc.gone[i]);
+        free(pc.gone);
+        free(keep.ids);
+    }
+
+    /* Mark the embeddings as changed so that cached indexes are rebuilt (vt_engine_opts.index_cache). */
+    if (model_name && (embedded || imported || pruned)) {
+        char key[300], ver[64];
+        snprintf(key, sizeof key, "embeddings.version.%s", model_name);
+        snprintf(ver, sizeof ver, "%.6f-%ld", vt_now(), (long)getpid());
+        if (vt_store_meta_set(st, key, ver)) fprintf(stderr, "vitrine ingest: warning: %s\n", vt_errmsg());
+    }
+
+done_model:
+    vt_model_free(model);
+    free(todo);
+    free(labels);
+done:
+    for (size_t i = 0; i < nr; i++) {
+        free(rows[i].id);
+        free(rows[i].attrs);
+        free(rows[i].image);
+    }
+    free(rows);
+    int64_t total = 0, nemb = 0;
+    vt_store_count(st, NULL, &total);
+    if (model_name) vt_store_count_embeddings(st, model_name, &nemb);
+    vt_store_close(st);
+    long nrep = vt_report_count(rep);
+    if (vt_report_close(rep)) fprintf(stderr, "vitrine ingest: warning: %s\n", vt_errmsg());
+    printf("ingest: %ld rows read, %ld added, %ld updated, %ld unchanged, %ld photos embedded", nrows, added, updated,
+           unchanged, embedded);
+    if (vecs) printf(", %ld vectors imported", imported);
+    if (prune) printf(", %ld pruned", pruned);
+    printf(", %ld rejected (%ld with a missing or unreadable photo; %s)\n", nrep, bad_images,
+           nrep ? rep_path : "no report");
+    printf("store: %lld items, %lld embeddings%s%s%s in %.1f s\n", (long long)total, (long long)nemb,
+           model_name ? " for model '" : "", model_name ? model_name : "", model_name ? "'" : "", vt_now() - t0);
+    if (g_stop) {
+        fprintf(stderr, "vitrine ingest: interrupted; run the same command again to resume\n");
+        return VT_EXIT_FAIL;
+    }
+    if (code == VT_EXIT_OK && nrep) code = VT_EXIT_PARTIAL;
+    return code;
+}

@@ -1,0 +1,107 @@
+/* cmd_serve.c: `vitrine serve`: the REST API and the web page over HTTP until interrupted. */
+#include "cli.h"
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("Usage: vitrine serve --db DB [--model MODEL.onnx | --model-name NAME] [--port P] [--host ADDR]\n"
+           "                     [--threads T] [--max-body BYTES]\n\n"
+           "Serves the catalog in DB over HTTP: the REST API (docs/API.md) for any e-commerce platform\n"
+           "and a web page for browsing, similar items and photo search, at http://ADDR:P/.\n"
+           "Similar items use the embeddings stored for the model; photo search needs --model.\n\n"
+           "Options:\n"
+           "      --db DB            item store written by vitrine ingest\n"
+           "      --model FILE       ONNX model the catalog was ingested with (enables photo search)\n"
+           "      --model-name NAME  name the embeddings are stored under (default: from --model)\n"
+           "  -p, --port P          port (default 8080; 0: any free port, printed at start)\n"
+           "      --host ADDR        IPv4 address to listen on (default 127.0.0.1; 0.0.0.0: all)\n"
+           "  -t, --threads T        HTTP worker threads (default: all CPUs)\n"
+           "      --max-body BYTES   largest accepted request body, e.g. an uploaded photo (default 16 MiB)\n"
+           "  -h, --help             this text\n\n"
+           "Stops cleanly on SIGINT or SIGTERM.\n");
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+int vt_cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"model", required_argument, 0, 'M'},
+        {"model-name", required_argument, 0, 'N'}, {"port", required_argument, 0, 'p'},
+        {"host", required_argument, 0, 'H'},    {"threads", required_argument, 0, 't'},
+        {"max-body", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *db = NULL, *model = NULL, *model_name = NULL;
+    vt_server_opts so;
+    vt_server_opts_init(&so);
+    long v;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "p:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'M': model = optarg; break;
+        case 'N': model_name = optarg; break;
+        case 'p':
+            if (cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error("serve", "--port must be 0..65535");
+            so.port = (int)v;
+            break;
+        case 'H': so.host = optarg; break;
+        case 't':
+            if (cli_parse_int(optarg, 0, 1024, &v)) return cli_usage_error("serve", "--threads must be 0..1024");
+            so.threads = (int)v;
+            break;
+        case 'B':
+            if (cli_parse_int(optarg, 1024, 1L << 30, &v)) return cli_usage_error("serve", "--max-body must be 1024..1073741824");
+            so.max_body = (size_t)v;
+            break;
+        case 'h': help(); return VT_EXIT_OK;
+        default: return cli_usage_error("serve", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (!db) return cli_usage_error("serve", "missing --db DB");
+    vt_store *st;
+    int rc = vt_store_open(db, VT_STORE_READONLY, &st);
+    if (rc) return cli_fail(rc, "cannot open the store");
+    vt_engine *e = NULL;
+    if (model || model_name) {
+        vt_engine_opts eo;
+        vt_engine_opts_init(&eo);
+        eo.model_path = model;
+        eo.model_name = model_name;
+        eo.index_cache = db;
+        double t0 = vt_now();
+        rc = vt_engine_open(st, &eo, &e);
+        if (rc) {
+            vt_store_close(st);
+            return cli_fail(rc, "cannot prepare similar-item search");
+        }
+        fprintf(stderr, "serve: indexed %zu embeddings of model '%s' (dim %d) in %.1f s\n", vt_engine_size(e),
+                vt_engine_model_name(e), vt_engine_dim(e), vt_now() - t0);
+    } else {
+        fprintf(stderr, "serve: no --model or --model-name: browsing only, no similar items or photo search\n");
+    }
+    vt_server *srv;
+    rc = vt_server_start(st, e, &so, &srv);
+    if (rc) {
+        vt_engine_free(e);
+        vt_store_close(st);
+        return cli_fail(rc, "cannot start the server");
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    printf("serving %s on http://%s:%d/\n", db, so.host, vt_server_port(srv));
+    fflush(stdout);
+    while (!g_stop) pause();
+    fprintf(stderr, "serve: stopping\n");
+    vt_server_stop(srv);
+    vt_engine_free(e);
+    vt_store_close(st);
+    return VT_EXIT_OK;
+}

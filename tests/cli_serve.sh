@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# cli_serve.sh: starts the real `vitrine serve` on a free port over a generated catalog and checks
+# the REST API from outside (tests/e2e/http_check.py): status codes, JSON shapes, error cases.
+set -u
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+py=/usr/bin/python3
+if ! $py -c 'import onnx, numpy' 2>/dev/null; then echo "python3-onnx missing: skipped"; exit 77; fi
+$py "$here/e2e/tiny_model.py" "$tmp/tiny.onnx"
+"$bin" -q sample-catalog --out "$tmp/cat" --n 120 --size 96 >/dev/null
+"$bin" -q ingest --db "$tmp/shop.db" --meta "$tmp/cat/styles.csv" --model "$tmp/tiny.onnx" >/dev/null || exit 1
+"$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --port 0 --max-body 1000000 >"$tmp/serve.out" 2>"$tmp/serve.err" &
+pid=$!
+for _ in $(seq 50); do grep -q "serving" "$tmp/serve.out" && break; sleep 0.1; done
+url=$(sed -n 's/.* on \(http:[^ ]*\)$/\1/p' "$tmp/serve.out")
+[ -n "$url" ] || { echo "FAIL: server did not start"; cat "$tmp/serve.err"; exit 1; }
+echo "server at $url"
+$py "$here/e2e/http_check.py" "$url" "$tmp/cat/images/3.jpg"
+rc=$?
+kill -TERM $pid
+wait $pid
+stop=$?
+pid=
+[ $stop -eq 0 ] && echo "ok   clean stop on SIGTERM" || { echo "FAIL: exit $stop after SIGTERM"; rc=1; }
+exit $rc
