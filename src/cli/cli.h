@@ -11,10 +11,10 @@ enum { VT_EXIT_OK = 0, VT_EXIT_FAIL = 1, VT_EXIT_USAGE = 2, VT_EXIT_PARTIAL = 3 
 typedef int (*vt_cmd_fn)(int argc, char **argv);
 
 int vt_cmd_preprocess(int argc, char **argv);
-int vt_cmd_sample_catalog(int argc, char **argv);
-int vt_cmd_index(int argc, char **argv);
 int vt_cmd_model(int argc, char **argv);
 int vt_cmd_embed(int argc, char **argv);
+int vt_cmd_index(int argc, char **argv);
+int vt_cmd_sample_catalog(int argc, char **argv);
 int vt_cmd_ingest(int argc, char **argv);
 int vt_cmd_similar(int argc, char **argv);
 int vt_cmd_search(int argc, char **argv);
@@ -34,5 +34,8 @@ int cli_parse_fit(const char *s, vt_fit_mode *out);
  * Returns the count (>= 0) or a negative error. Free with cli_free_list. */
 int cli_list_images(const char *dir, char ***out);
 void cli_free_list(char **list, int n);
+/* Re-executes the process once with OMP_WAIT_POLICY=passive unless the user chose a policy or
+ * set VITRINE_NO_REEXEC (see util.c); returns only when it does not re-execute. */
+void cli_omp_passive_reexec(void);
 
 #endif

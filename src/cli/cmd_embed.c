@@ -79,31 +79,6 @@ static void stem_of(const char *path, char *out, size_t n) {
     if (dot && dot != out) *dot = 0;
 }
 
-/* OpenMP's default wait policy makes idle worker threads spin after every parallel region; on a
- * machine shared with other busy processes that turns each of oneDNN's per-layer barriers into a
- * wait for a descheduled thread (measured: MobileNetV2 with 2 threads went from 14 ms to 670 ms per
- * image). libgomp reads OMP_WAIT_POLICY only when it starts, so when the user has not chosen one,
- * re-execute this same command line once with OMP_WAIT_POLICY=passive. */
-static void omp_passive_reexec(void) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("VITRINE_NO_REEXEC")) return;
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    if (!f) return;
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    if (n == 0 || n >= sizeof buf - 1) return;
-    buf[n] = 0;
-    char *args[1024];
-    int na = 0;
-    for (size_t i = 0; i < n && na < 1023; i += strlen(buf + i) + 1) args[na++] = buf + i;
-    args[na] = NULL;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("VITRINE_NO_REEXEC", "1", 1);
-    fflush(NULL);
-    execv("/proc/self/exe", args);
-    /* exec failed: carry on with the default policy */
-}
-
 int vt_cmd_embed(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
@@ -143,7 +118,7 @@ int vt_cmd_embed(int argc, char **argv) {
         }
     }
     if (!model || !outp) return cli_usage_error("embed", "--model and --out are required");
-    omp_passive_reexec();
+    
     if (optind >= argc) return cli_usage_error("embed", "no IMAGE_OR_DIR given");
     vt_model_opts mo = {(int)threads, bf16};
     vt_model *m;

@@ -14,12 +14,12 @@ static const command commands[] = {
     {"preprocess", vt_cmd_preprocess, "show what the network sees for a photo; benchmark decoding"},
     {"model", vt_cmd_model, "inspect, run, conformance-test and benchmark ONNX models"},
     {"embed", vt_cmd_embed, "compute L2-normalised CNN embeddings of photos"},
+    {"index", vt_cmd_index, "build and query similarity indexes (exact scan, HNSW) over vector files"},
     {"sample-catalog", vt_cmd_sample_catalog, "draw a procedural sample catalog (photos + styles.csv) for demos and tests"},
     {"ingest", vt_cmd_ingest, "read a catalog feed and its photos into the item store, with embeddings"},
     {"similar", vt_cmd_similar, "items that look like a catalog item"},
     {"search", vt_cmd_search, "catalog items that look like a photo"},
     {"serve", vt_cmd_serve, "REST API and web page over HTTP"},
-    {"index", vt_cmd_index, "build and query similarity indexes (exact scan, HNSW) over vector files"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -75,7 +75,10 @@ int main(int argc, char **argv) {
         return VT_EXIT_USAGE;
     }
     for (size_t c = 0; c < NCOMMANDS; c++)
-        if (!strcmp(argv[i], commands[c].name)) return commands[c].fn(argc - i, argv + i);
+        if (!strcmp(argv[i], commands[c].name)) {
+            cli_omp_passive_reexec(); /* every command may run the CNN (oneDNN over OpenMP) */
+            return commands[c].fn(argc - i, argv + i);
+        }
     fprintf(stderr, "vitrine: unknown command '%s'\nTry 'vitrine --help'.\n", argv[i]);
     return VT_EXIT_USAGE;
 }
