@@ -646,6 +646,88 @@ int vt_server_port(const vt_server *s);
 /* Stops accepting, finishes the requests in flight and frees the server. */
 void vt_server_stop(vt_server *s);
 
+/* ======================================================================== nn: training */
+/* Trains a compact residual CNN on a catalog (photos + metadata) with oneDNN forward and
+ * backward primitives and exports it as ONNX (output "embedding", L2-normalised, plus one logits
+ * output per label column, with the preprocessing and label vocabularies in metadata_props).
+ * See docs/train.md. */
+
+#define VT_TRAIN_MAX_HEADS 8
+
+/* What is known at the end of an epoch (passed to vt_train_opts.on_epoch). */
+typedef struct vt_train_epoch {
+    int epoch, epochs;          /* 1-based epoch just finished, of `epochs` */
+    int nheads;
+    const char *const *heads;   /* label column names */
+    double train_loss;          /* mean training loss over the epoch (sum over heads) */
+    const double *train_acc;    /* per head, on the augmented training batches */
+    const double *val_acc;      /* per head on the validation items (-1: none) */
+    double val_p10;             /* retrieval precision@10 among validation items: same first label */
+    double val_p10_pair;        /* same articleType and baseColour when both are heads, else -1 */
+    double images_per_s;        /* training images per second in this epoch */
+    double seconds;             /* wall time of the epoch (training + validation) */
+} vt_train_epoch;
+
+typedef void (*vt_train_epoch_fn)(const vt_train_epoch *e, void *user);
+
+typedef struct vt_train_opts {
+    const char *images_dir;  /* DIR/<id>.jpg ... */
+    const char *meta;        /* catalog feed (CSV with header or JSON Lines) */
+    const char *out;         /* ONNX file to write (may be NULL: train only) */
+    const char *labels;      /* comma-separated label columns (default "articleType,baseColour,gender") */
+    int size;                /* network input side (default 64) */
+    int epochs;              /* default 10 */
+    int batch;               /* default 64 */
+    double val;              /* fraction of items held out for validation, by item (default 0.1) */
+    uint64_t seed;           /* default 1: same seed + same threads = bit-identical weights */
+    int threads;             /* oneDNN threads (0: all CPUs) */
+    const char *checkpoint;  /* checkpoint written after every epoch (NULL: OUT.ckpt, or none) */
+    const char *resume;      /* checkpoint to continue from (NULL: start fresh) */
+    int stop_after;          /* stop after this epoch as if interrupted (0: run every epoch) */
+    int width, depth;        /* residual net: base channels (default 32), blocks per stage (default 1) */
+    int embed_dim;           /* embedding size (default 128) */
+    int optimizer;           /* 0: SGD with momentum, 1: AdamW (default) */
+    double lr, wd, momentum; /* defaults: AdamW 2e-3, 0.05 (decoupled); SGD 0.1, 5e-4, 0.9 */
+    double warmup_epochs;    /* linear warm-up (default 1) */
+    int schedule;            /* 0: cosine (default), 1: one-cycle */
+    double label_smoothing;  /* default 0.1 */
+    double dropout;          /* before the heads (default 0.1) */
+    int min_count;           /* label values with fewer items fold into "other" (default 10) */
+    vt_fit_mode fit;         /* how photos become squares, in training and (metadata) inference */
+    int augment;             /* nonzero (default): random resized crop, rotation, flip, colour jitter */
+    int limit;               /* use only the first N items of the feed (0: all) */
+    int eval_train;          /* nonzero: at the end, measure accuracy on the training items (no augmentation) */
+    int progress;            /* nonzero (default): progress bars on stderr */
+    const char *split_out;   /* write the split as "id<TAB>train|val" lines (NULL: do not) */
+    double src_aspect;       /* > 0: first resize each photo to this width/height ratio (e.g. 0.75 to
+                                undo photos squashed from 3:4 portraits to squares); 0: keep */
+    int raw_embedding;       /* nonzero: export "embedding" without the final LpNormalization node
+                                (for engines that lack it; normalise after reading) */
+    vt_train_epoch_fn on_epoch;
+    void *user;
+} vt_train_opts;
+
+void vt_train_opts_init(vt_train_opts *o);
+
+typedef struct vt_train_result {
+    int nheads;
+    int classes[VT_TRAIN_MAX_HEADS];      /* classes per head (incl. "other") */
+    int items, train_items, val_items;
+    int epochs_done;                      /* last epoch finished (counting resumed ones) */
+    double train_acc[VT_TRAIN_MAX_HEADS]; /* with eval_train: on training items; else last epoch's */
+    double val_acc[VT_TRAIN_MAX_HEADS];   /* -1 when there are no validation items */
+    double val_p10, val_p10_pair;
+    double images_per_s;                  /* mean over the epochs run */
+    double seconds;                       /* whole run, incl. decoding */
+    int64_t params;                       /* trainable values */
+    uint64_t weights_hash;                /* XXH64 of every weight and running statistic */
+} vt_train_result;
+
+/* Trains as configured. Returns 0, or a negative code (VT_EINVAL for bad options or a checkpoint
+ * that does not match them, VT_EEMPTY when the catalog has no usable items, I/O and decode
+ * errors). res may be NULL. */
+int vt_train(const vt_train_opts *o, vt_train_result *res);
+
 #ifdef __cplusplus
 }
 #endif

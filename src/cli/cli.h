@@ -19,6 +19,7 @@ int vt_cmd_ingest(int argc, char **argv);
 int vt_cmd_similar(int argc, char **argv);
 int vt_cmd_search(int argc, char **argv);
 int vt_cmd_serve(int argc, char **argv);
+int vt_cmd_train(int argc, char **argv);
 
 /* Prints "vitrine: <msg>: <vt_errmsg()>" to stderr; returns VT_EXIT_FAIL. */
 int cli_fail(int rc, const char *what);

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"similar", vt_cmd_similar, "items that look like a catalog item"},
     {"search", vt_cmd_search, "catalog items that look like a photo"},
     {"serve", vt_cmd_serve, "REST API and web page over HTTP"},
+    {"train", vt_cmd_train, "train the CNN on a catalog (photos + metadata) and export it as ONNX"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
