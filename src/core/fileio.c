@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,20 +12,59 @@ const char *vt__basename(const char *path) {
     return s ? s + 1 : path;
 }
 
-int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+/* Opens a regular file for reading: *fd and its size, or an error naming the file. */
+static int open_regular(const char *path, int *fd, size_t *len) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
         int e = errno;
         return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
         return vt__err(VT_EIO, "%s: not a regular file", path);
     }
-    size_t len = (size_t)st.st_size;
+    *len = (size_t)st.st_size;
+    return VT_OK;
+}
+
+int vt__map_file(const char *path, void **p, size_t *len, int *mapped) {
+    *p = NULL;
+    *len = 0;
+    *mapped = 0;
+    int fd, rc = open_regular(path, &fd, len);
+    if (rc || *len == 0) {
+        if (!rc) close(fd);
+        return rc;
+    }
+    void *m = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m != MAP_FAILED) {
+        *p = m;
+        *mapped = 1;
+        return VT_OK;
+    }
+    uint8_t *b; /* a file system without mmap: read it instead */
+    rc = vt__read_file(path, 0, &b, len);
+    *p = b;
+    return rc;
+}
+
+void vt__unmap_file(void *p, size_t len, int mapped) {
+    if (mapped)
+        munmap(p, len);
+    else
+        free(p);
+}
+
+int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    int fd;
+    size_t len;
+    int rc = open_regular(path, &fd, &len);
+    if (rc) return rc;
     if (max_bytes && len > max_bytes) {
         close(fd);
         return vt__err(VT_ETOOBIG, "%s: file is %zu bytes, above the limit of %zu", path, len, max_bytes);

@@ -21,6 +21,11 @@ int vt__err_prefix(int code, const char *fmt, ...) __attribute__((format(printf,
 /* Reads a whole file into a malloc'd buffer (NUL-terminated past len). Refuses files larger
  * than max_bytes (0: no limit). */
 int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len);
+/* Maps a regular file read-only (falling back to reading it into memory where mapping is not
+ * possible; *mapped says which). An empty file gives *p = NULL, *len = 0. Release with
+ * vt__unmap_file(p, len, mapped). */
+int vt__map_file(const char *path, void **p, size_t *len, int *mapped);
+void vt__unmap_file(void *p, size_t len, int mapped);
 /* Writes buf to path atomically: a temporary file in the same folder, fsync, rename. */
 int vt__write_file_atomic(const char *path, const void *buf, size_t len);
 /* The last path component (points into path). */

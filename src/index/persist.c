@@ -309,33 +309,21 @@ int vt_index_load_mem(const void *buf, size_t len, vt_index **out) {
 int vt_index_load(const char *path, vt_index **out) {
     if (!path || !out) return vt__err(VT_EINVAL, "index load: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return vt__err(VT_EIO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size;
+    void *m;
+    size_t len;
+    int mapped;
+    int rc = vt__map_file(path, &m, &len, &mapped);
+    if (rc) return rc;
     if (len < HDR_BYTES) {
-        close(fd);
+        vt__unmap_file(m, len, mapped);
         return vt__err(len ? VT_ETRUNCATED : VT_EEMPTY, "%s: %zu bytes is shorter than an index header", path, len);
     }
-    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    int rc;
-    if (m == MAP_FAILED) { /* fall back to reading the file */
-        uint8_t *b;
-        size_t bl;
-        if ((rc = vt__read_file(path, 0, &b, &bl))) return rc;
-        rc = vt__index_parse(b, bl, 1, NULL, 0, out);
-        free(b);
-    } else {
+    if (mapped) { /* the index keeps the mapping */
         rc = vt__index_parse(m, len, 1, m, len, out);
         if (rc) munmap(m, len);
+    } else {
+        rc = vt__index_parse(m, len, 1, NULL, 0, out);
+        free(m);
     }
     if (rc) return vt__err_prefix(rc, "%s", path);
     return VT_OK;

@@ -54,11 +54,12 @@ int vt_model_load_mem(const void *buf, size_t len, const char *name, const vt_mo
 typedef struct {
     void *p;
     size_t len;
+    int mapped; /* mmap'd, or read into memory (see vt__map_file) */
 } mapping;
 
 static void unmap(void *c) {
     mapping *m = c;
-    if (m->p) munmap(m->p, m->len);
+    if (m->p) vt__unmap_file(m->p, m->len, m->mapped);
     m->p = NULL;
 }
 
@@ -66,28 +67,14 @@ static void unmap(void *c) {
  * are then held once (by the graph) before plans add their reordered copy. */
 static int load_graph_file(const char *path, nn_graph **g) {
     *g = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return vt__err(VT_EIO, "%s: not a regular file", path);
-    }
-    mapping m = {NULL, (size_t)st.st_size};
-    if (m.len) {
-        m.p = mmap(NULL, m.len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m.p == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return vt__err(VT_EIO, "%s: %s", path, strerror(e));
-        }
-        madvise(m.p, m.len, MADV_SEQUENTIAL);
-    }
-    close(fd);
-    int rc = vt__nn_graph_parse(m.p, m.len, path, unmap, &m, g);
+    void *p;
+    size_t len;
+    int mapped;
+    int rc = vt__map_file(path, &p, &len, &mapped);
+    if (rc) return rc;
+    if (mapped) madvise(p, len, MADV_SEQUENTIAL);
+    mapping m = {p, len, mapped};
+    rc = vt__nn_graph_parse(m.p, m.len, path, unmap, &m, g);
     unmap(&m);
     return rc;
 }
