@@ -160,6 +160,16 @@ static int prim_from_pd(dnnl_primitive_desc_t pd, dnnl_primitive_t *out) {
     return 0;
 }
 
+/* Appends a step that runs the primitive of pd; pd is consumed (destroyed) in every case. */
+static int add_prim_step(nn_plan *p, dnnl_primitive_desc_t pd, nn_step **out) {
+    *out = new_step(p);
+    if (!*out) {
+        dnnl_primitive_desc_destroy(pd);
+        return vt__err(VT_ENOMEM, "out of memory");
+    }
+    return prim_from_pd(pd, &(*out)->prim);
+}
+
 static int add_c_step(nn_plan *p, nn_cfn fn, void *ctx, int nts, const int *ts) {
     nn_step *s = new_step(p);
     if (!s) {
@@ -183,12 +193,8 @@ static int reorder_to(nn_plan *p, int src, const dnnl_memory_desc_t *md) {
         dnnl_primitive_desc_destroy(pd);
         return d;
     }
-    nn_step *s = new_step(p);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return vt__err(VT_ENOMEM, "out of memory");
-    }
-    int rc = prim_from_pd(pd, &s->prim);
+    nn_step *s;
+    int rc = add_prim_step(p, pd, &s);
     if (rc) return rc;
     step_arg(s, DNNL_ARG_FROM, src);
     step_arg(s, DNNL_ARG_TO, d);
@@ -802,12 +808,8 @@ static int plan_bn(bctx *b, int ni) {
         dnnl_primitive_desc_destroy(pd);
         return y;
     }
-    nn_step *s = new_step(p);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return vt__err(VT_ENOMEM, "out of memory");
-    }
-    int rc = prim_from_pd(pd, &s->prim);
+    nn_step *s;
+    int rc = add_prim_step(p, pd, &s);
     if (rc) return rc;
     step_arg(s, DNNL_ARG_SRC, x);
     step_arg(s, DNNL_ARG_SCALE, pt[0]);
@@ -868,12 +870,8 @@ static int plan_pool(bctx *b, int ni) {
         dnnl_primitive_desc_destroy(pd);
         return y;
     }
-    nn_step *s = new_step(p);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return vt__err(VT_ENOMEM, "out of memory");
-    }
-    int rc = prim_from_pd(pd, &s->prim);
+    nn_step *s;
+    int rc = add_prim_step(p, pd, &s);
     if (rc) return rc;
     step_arg(s, DNNL_ARG_SRC, x);
     step_arg(s, DNNL_ARG_DST, y);
@@ -1030,12 +1028,8 @@ static int plan_binary(bctx *b, int ni) {
         dnnl_primitive_desc_destroy(pd);
         return y;
     }
-    nn_step *s = new_step(p);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return vt__err(VT_ENOMEM, "out of memory");
-    }
-    int rc = prim_from_pd(pd, &s->prim);
+    nn_step *s;
+    int rc = add_prim_step(p, pd, &s);
     if (rc) return rc;
     step_arg(s, DNNL_ARG_SRC_0, s0);
     step_arg(s, DNNL_ARG_SRC_1, s1);
@@ -1201,12 +1195,8 @@ static int plan_concat(bctx *b, int ni) {
         dnnl_primitive_desc_destroy(pd);
         return y;
     }
-    nn_step *s = new_step(p);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return vt__err(VT_ENOMEM, "out of memory");
-    }
-    int rc = prim_from_pd(pd, &s->prim);
+    nn_step *s;
+    int rc = add_prim_step(p, pd, &s);
     if (rc) return rc;
     for (int i = 0; i < nsrc; i++) step_arg(s, DNNL_ARG_MULTIPLE_SRC + i, srcs[i]);
     step_arg(s, DNNL_ARG_DST, y);
