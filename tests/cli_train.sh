@@ -61,6 +61,13 @@ grep -q "^epoch 1/1  loss [0-9]" "$T/sgd.txt" || { cat "$T/sgd.txt"; fail "sgd: 
 "$VT" model info "$T/raw.onnx" >"$T/info.txt" 2>&1 || { cat "$T/info.txt"; fail "the engine cannot load the raw-embedding export"; }
 grep -q "embedding tensor: embedding" "$T/info.txt" || { cat "$T/info.txt"; fail "embedding tensor not found"; }
 grep -q "preprocessing: size 32, .* letterbox (from metadata)" "$T/info.txt" || { cat "$T/info.txt"; fail "preprocessing not from metadata"; }
+# the standard export (final LpNormalization) runs in our engine: every embedding row has norm 1
+/usr/bin/python3 -c "import numpy as np; np.random.default_rng(3).standard_normal((4, 3, 32, 32)).astype('<f4').tofile('$T/x.f32')" &&
+"$VT" -q model run "$T/full.onnx" --input "$T/x.f32" --shape 4,3,32,32 --tensor embedding --output "$T/emb.f32" >"$T/run.txt" 2>&1 || { cat "$T/run.txt"; fail "the engine cannot run the standard export"; }
+/usr/bin/python3 -c "
+import numpy as np, sys
+e = np.fromfile('$T/emb.f32', '<f4').reshape(4, -1)
+sys.exit(0 if e.shape[1] == 16 and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5) else 1)" || fail "standard export: embedding rows are not unit vectors"
 mkdir -p "$T/few"
 for f in $(ls "$DATA/images" | head -3); do ln -s "$DATA/images/$f" "$T/few/$f"; done
 "$VT" embed --model "$T/raw.onnx" --out "$T/few.f32" "$T/few" >"$T/embed.txt" 2>&1 || { cat "$T/embed.txt"; fail "vitrine embed failed on the trained model"; }

@@ -6,7 +6,7 @@ static const char *const supported_ops[] = {
     "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
     "Mul", "Add", "Sub", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Concat",
     "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Gemm", "MatMul", "Softmax", "Identity",
-    "Dropout", "Constant", "Shape", "Gather", "ReduceMean", "Cast", "Slice", "Pad", NULL};
+    "Dropout", "Constant", "Shape", "Gather", "ReduceMean", "Cast", "Slice", "Pad", "LpNormalization", NULL};
 
 static int is_supported(const char *op) {
     for (int i = 0; supported_ops[i]; i++)
@@ -63,6 +63,12 @@ int vt__nn_check_supported(const nn_graph *g) {
                                    n->name);
             if (vt__nn_attr_i(n, "spatial", 1) != 1)
                 return vt__err(VT_EUNSUPPORTED, "node '%s' (BatchNormalization): spatial=0 is not supported", n->name);
+        }
+        if (!strcmp(op, "LpNormalization")) {
+            int64_t p = vt__nn_attr_i(n, "p", 2);
+            if (p != 1 && p != 2)
+                return vt__err(VT_EUNSUPPORTED, "node '%s' (LpNormalization): p=%lld is not supported (only 1 and 2)",
+                               n->name, (long long)p);
         }
         if (!strcmp(op, "Dropout") && n->nout > 1 && n->out[1] >= 0)
             return vt__err(VT_EUNSUPPORTED, "node '%s' (Dropout): the mask output is not supported", n->name);

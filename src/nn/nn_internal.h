@@ -176,6 +176,7 @@ void vt__nn_transpose_ref(size_t esize, const void *in, int rank, const int64_t 
 void vt__nn_gather_ref(size_t esize, const void *data, int rank, const int64_t *dims, int axis,
                        const int64_t *idx, size_t nidx, void *out);
 void vt__nn_softmax_ref(const float *in, float *out, size_t outer, size_t n, size_t inner);
+void vt__nn_lpnorm_ref(const float *in, float *out, size_t outer, size_t n, size_t inner, int p);
 void vt__nn_reduce_mean_ref(const float *in, int rank, const int64_t *dims, const int *reduce, float *out);
 /* Generic strided slice over plain data. */
 void vt__nn_slice_ref(size_t esize, const void *in, int rank, const int64_t *dims, const int64_t *start,

@@ -159,3 +159,18 @@ void vt__nn_slice_ref(size_t esize, const void *in, int rank, const int64_t *dim
         }
     }
 }
+
+/* LpNormalization along the middle axis of an [outer, n, inner] view: x / ||x||_p with p 1 or 2;
+ * a vector whose norm is 0 stays 0. */
+void vt__nn_lpnorm_ref(const float *in, float *out, size_t outer, size_t n, size_t inner, int p) {
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const float *x = in + o * n * inner + i;
+            float *y = out + o * n * inner + i;
+            double acc = 0;
+            for (size_t j = 0; j < n; j++) acc += p == 1 ? fabs(x[j * inner]) : (double)x[j * inner] * x[j * inner];
+            double norm = p == 1 ? acc : sqrt(acc);
+            float inv = norm > 0 ? (float)(1.0 / norm) : 0.0f;
+            for (size_t j = 0; j < n; j++) y[j * inner] = x[j * inner] * inv;
+        }
+}

@@ -1227,6 +1227,7 @@ typedef struct {
     size_t outer, n, inner;
     int reduce[NN_MAXR];
     int64_t start[NN_MAXR], step[NN_MAXR], odims[NN_MAXR];
+    int lp; /* LpNormalization: p (1 or 2) */
     int kind;
 } small_ctx;
 
@@ -1243,6 +1244,7 @@ static void run_small(nn_plan *p, void *c) {
     case 2: vt__nn_softmax_ref(in, out, k->outer, k->n, k->inner); break;
     case 3: vt__nn_reduce_mean_ref(in, k->rank, k->dims, k->reduce, out); break;
     case 4: vt__nn_slice_ref(4, in, k->rank, k->dims, k->start, k->step, k->odims, out); break;
+    case 5: vt__nn_lpnorm_ref(in, out, k->outer, k->n, k->inner, k->lp); break;
     }
 }
 
@@ -1280,6 +1282,7 @@ static int small_op(bctx *b, const nn_node *n, small_ctx *k, int rank, const int
                 return vt__err(VT_EUNSUPPORTED, "node '%s' (%s): integer input", n->name, n->op);
             }
             if (k->kind == 2) vt__nn_softmax_ref(X->cdata, o, k->outer, k->n, k->inner);
+            else if (k->kind == 5) vt__nn_lpnorm_ref(X->cdata, o, k->outer, k->n, k->inner, k->lp);
             else vt__nn_reduce_mean_ref(X->cdata, k->rank, k->dims, k->reduce, o);
         }
         free_small(k);
@@ -1545,6 +1548,19 @@ static int plan_misc(bctx *b, int ni) {
             k->inner = 1;
         }
         k->kind = 2;
+        return small_op(b, n, k, r, X->dims);
+    }
+    if (!strcmp(op, "LpNormalization")) {
+        int64_t ax = vt__nn_attr_i(n, "axis", -1);
+        if (r < 1 || norm_axis(&ax, r)) {
+            free(k);
+            return vt__err(VT_EINVAL, "node '%s' (LpNormalization): axis out of range", n->name);
+        }
+        k->outer = vt__nn_numel((int)ax, X->dims);
+        k->n = (size_t)X->dims[ax];
+        k->inner = vt__nn_numel(r - (int)ax - 1, X->dims + ax + 1);
+        k->lp = (int)vt__nn_attr_i(n, "p", 2); /* 1 or 2, checked at load */
+        k->kind = 5;
         return small_op(b, n, k, r, X->dims);
     }
     if (!strcmp(op, "ReduceMean")) {
