@@ -170,6 +170,19 @@ static int add_prim_step(nn_plan *p, dnnl_primitive_desc_t pd, nn_step **out) {
     return prim_from_pd(pd, &(*out)->prim);
 }
 
+/* Makes the output tensor of a primitive step (rank, dims, layout as for rt_new) and appends the
+ * step running pd; pd is consumed in every case. Returns the tensor's index or a negative error. */
+static int add_prim_out(nn_plan *p, dnnl_primitive_desc_t pd, int rank, const int64_t *dims,
+                        const dnnl_memory_desc_t *md, nn_step **s) {
+    int y = rt_new(p, rank, dims, md);
+    if (y < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return y;
+    }
+    int rc = add_prim_step(p, pd, s);
+    return rc ? rc : y;
+}
+
 static int add_c_step(nn_plan *p, nn_cfn fn, void *ctx, int nts, const int *ts) {
     nn_step *s = new_step(p);
     if (!s) {
@@ -188,14 +201,9 @@ static int reorder_to(nn_plan *p, int src, const dnnl_memory_desc_t *md) {
     dnnl_primitive_desc_t pd;
     want_threads(p, (double)p->t[src].nelem, 0);
     DN(dnnl_reorder_primitive_desc_create(&pd, &p->t[src].md, p->eng, md, p->eng, NULL));
-    int d = rt_new(p, p->t[src].rank, p->t[src].dims, md);
-    if (d < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        return d;
-    }
     nn_step *s;
-    int rc = add_prim_step(p, pd, &s);
-    if (rc) return rc;
+    int d = add_prim_out(p, pd, p->t[src].rank, p->t[src].dims, md, &s);
+    if (d < 0) return d;
     step_arg(s, DNNL_ARG_FROM, src);
     step_arg(s, DNNL_ARG_TO, d);
     return d;
@@ -803,14 +811,9 @@ static int plan_bn(bctx *b, int ni) {
     dnnl_primitive_desc_t pd;
     want_threads(p, (double)p->t[x].nelem, 0);
     DN(dnnl_primitive_desc_create(&pd, &bd, NULL, p->eng, NULL));
-    int y = rt_new(p, p->t[x].rank, p->t[x].dims, &p->t[x].md);
-    if (y < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        return y;
-    }
     nn_step *s;
-    int rc = add_prim_step(p, pd, &s);
-    if (rc) return rc;
+    int y = add_prim_out(p, pd, p->t[x].rank, p->t[x].dims, &p->t[x].md, &s);
+    if (y < 0) return y;
     step_arg(s, DNNL_ARG_SRC, x);
     step_arg(s, DNNL_ARG_SCALE, pt[0]);
     step_arg(s, DNNL_ARG_SHIFT, pt[1]);
@@ -865,14 +868,9 @@ static int plan_pool(bctx *b, int ni) {
     if (dnnl_primitive_desc_create(&pd, &pdsc, NULL, p->eng, NULL) != dnnl_success)
         return vt__err(VT_EUNSUPPORTED, "node '%s' (%s): oneDNN has no implementation for this configuration", n->name, n->op);
     dnnl_memory_desc_t omd = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    int y = rt_new(p, X->rank, odims, &omd);
-    if (y < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        return y;
-    }
     nn_step *s;
-    int rc = add_prim_step(p, pd, &s);
-    if (rc) return rc;
+    int y = add_prim_out(p, pd, X->rank, odims, &omd, &s);
+    if (y < 0) return y;
     step_arg(s, DNNL_ARG_SRC, x);
     step_arg(s, DNNL_ARG_DST, y);
     return set_out(b, n, 0, y);
@@ -1023,14 +1021,9 @@ static int plan_binary(bctx *b, int ni) {
         }
         s0 = c2;
     }
-    int y = rt_new(p, ro, od, &m0);
-    if (y < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        return y;
-    }
     nn_step *s;
-    int rc = add_prim_step(p, pd, &s);
-    if (rc) return rc;
+    int y = add_prim_out(p, pd, ro, od, &m0, &s);
+    if (y < 0) return y;
     step_arg(s, DNNL_ARG_SRC_0, s0);
     step_arg(s, DNNL_ARG_SRC_1, s1);
     step_arg(s, DNNL_ARG_DST, y);
@@ -1190,14 +1183,9 @@ static int plan_concat(bctx *b, int ni) {
     if (dnnl_concat_primitive_desc_create(&pd, &dmd, nsrc, (int)ax, mds, NULL, p->eng) != dnnl_success)
         return vt__err(VT_EUNSUPPORTED, "node '%s' (Concat): no oneDNN implementation", n->name);
     dnnl_memory_desc_t omd = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    int y = rt_new(p, r, od, &omd);
-    if (y < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        return y;
-    }
     nn_step *s;
-    int rc = add_prim_step(p, pd, &s);
-    if (rc) return rc;
+    int y = add_prim_out(p, pd, r, od, &omd, &s);
+    if (y < 0) return y;
     for (int i = 0; i < nsrc; i++) step_arg(s, DNNL_ARG_MULTIPLE_SRC + i, srcs[i]);
     step_arg(s, DNNL_ARG_DST, y);
     return set_out(b, n, 0, y);
