@@ -1,5 +1,6 @@
 /* cmd_embed.c: `vitrine embed`: run a CNN over photos and write one L2-normalised embedding per image. */
 #include "cli.h"
+#include "core/internal.h"
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -69,14 +70,6 @@ static int parse3(const char *s, float out[3]) {
         if (*s == ',') s++;
     }
     return *s ? -1 : 0;
-}
-
-static void stem_of(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
 }
 
 int vt_cmd_embed(int argc, char **argv) {
@@ -227,7 +220,7 @@ int vt_cmd_embed(int argc, char **argv) {
             float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.f;
             for (size_t j = 0; j < d; j++) r[j] *= inv;
             char stem[1024];
-            stem_of(files[base + i], stem, sizeof stem);
+            vt__path_stem(files[base + i], stem, sizeof stem);
             if (fwrite(r, sizeof(float), d, fo) != d || fprintf(fi, "%s\n", stem) < 0) {
                 ex = VT_EXIT_FAIL;
                 break;

@@ -1,6 +1,7 @@
 /* cmd_ingest.c: `vitrine ingest`: read a catalog feed and its photos into the store, embedding
  * new and changed photos with a model, incrementally and crash-safely. */
 #include "cli.h"
+#include "core/internal.h"
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -260,10 +261,7 @@ int vt_cmd_ingest(int argc, char **argv) {
 
     char name_buf[256];
     if (!model_name && model_path) {
-        const char *b = strrchr(model_path, '/');
-        snprintf(name_buf, sizeof name_buf, "%s", b ? b + 1 : model_path);
-        char *dot = strrchr(name_buf, '.');
-        if (dot && dot != name_buf) *dot = 0;
+        vt__path_stem(model_path, name_buf, sizeof name_buf);
         model_name = name_buf;
     }
     char images_buf[4096];

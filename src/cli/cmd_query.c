@@ -1,5 +1,6 @@
 /* cmd_query.c: `vitrine similar` and `vitrine search`: nearest catalog items to an item or a photo. */
 #include "cli.h"
+#include "core/internal.h"
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -98,10 +99,7 @@ static int run(int argc, char **argv, int photo) {
     eo.model_name = model_name;
     char nb[256];
     if (!photo && !model_name) { /* the name from the model file, without loading it */
-        const char *b = strrchr(model, '/');
-        snprintf(nb, sizeof nb, "%s", b ? b + 1 : model);
-        char *dot = strrchr(nb, '.');
-        if (dot && dot != nb) *dot = 0;
+        vt__path_stem(model, nb, sizeof nb);
         eo.model_name = nb;
     }
     if (exact) eo.index_kind = VT_INDEX_FLAT;

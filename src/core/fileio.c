@@ -58,6 +58,12 @@ void vt__unmap_file(void *p, size_t len, int mapped) {
         free(p);
 }
 
+void vt__path_stem(const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", vt__basename(path));
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+}
+
 int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;

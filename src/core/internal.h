@@ -30,6 +30,8 @@ void vt__unmap_file(void *p, size_t len, int mapped);
 int vt__write_file_atomic(const char *path, const void *buf, size_t len);
 /* The last path component (points into path). */
 const char *vt__basename(const char *path);
+/* The file name without folder and extension ("dir/resnet50.onnx" -> "resnet50"), into buf. */
+void vt__path_stem(const char *path, char *buf, size_t cap);
 
 /* Multiplication that reports overflow of size_t. Returns 0 on success. */
 static inline int vt__mul_overflow(size_t a, size_t b, size_t *out) {

@@ -25,14 +25,6 @@ void vt_engine_opts_init(vt_engine_opts *o) {
     o->index_kind = -1;
 }
 
-/* "dir/resnet50.onnx" -> "resnet50" */
-static void name_from_path(const char *path, char *buf, size_t cap) {
-    const char *b = vt__basename(path);
-    snprintf(buf, cap, "%s", b);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf) *dot = 0;
-}
-
 typedef struct {
     float *vecs;
     int64_t *labels;
@@ -184,7 +176,7 @@ int vt_engine_open(vt_store *store, const vt_engine_opts *o, vt_engine **out) {
         if (o->model_name && *o->model_name)
             snprintf(e->model_name, sizeof e->model_name, "%s", o->model_name);
         else if (o->model_path)
-            name_from_path(o->model_path, e->model_name, sizeof e->model_name);
+            vt__path_stem(o->model_path, e->model_name, sizeof e->model_name);
         else
             rc = vt__err(VT_EINVAL, "vt_engine_open: give a model file or the name its embeddings are stored under");
     }

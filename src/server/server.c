@@ -162,8 +162,6 @@ static const cached_item *cache_by_label(const vt_server *s, int64_t label) {
     return lo < s->nitems && s->items[lo].label == label ? &s->items[lo] : NULL;
 }
 
-static json_t *item_json(const vt_item *it);
-
 static int cache_item(const vt_item *it, void *user) {
     vt_server *s = user;
     if (s->nitems == s->cap) {
