@@ -114,27 +114,16 @@ static int run(int argc, char **argv, int photo) {
     vt_hit *hits = malloc(sizeof *hits * (size_t)k);
     int n = 0;
     if (photo) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        FILE *fp = fopen(image, "rb");
-        if (fp) {
-            fseek(fp, 0, SEEK_END);
-            long l = ftell(fp);
-            fseek(fp, 0, SEEK_SET);
-            buf = malloc(l > 0 ? (size_t)l : 1);
-            len = l > 0 && buf ? fread(buf, 1, (size_t)l, fp) : 0;
-            fclose(fp);
-            rc = vt_engine_search_image(e, buf, len, image, (int)k, f, hits, &n);
-        } else {
-            fprintf(stderr, "vitrine search: %s: cannot open\n", image);
-            rc = VT_ENOENT;
-        }
+        uint8_t *buf;
+        size_t len;
+        rc = vt__read_file(image, 0, &buf, &len);
+        if (rc == 0) rc = vt_engine_search_image(e, buf, len, image, (int)k, f, hits, &n);
         free(buf);
     } else {
         rc = vt_engine_similar(e, id, (int)k, f, hits, &n);
     }
     if (rc) {
-        code = rc == VT_ENOENT && photo ? VT_EXIT_FAIL : cli_fail(rc, photo ? "search failed" : "similar failed");
+        code = cli_fail(rc, photo ? "search failed" : "similar failed");
     } else {
         json_t *arr = json ? json_array() : NULL;
         for (int i = 0; i < n; i++) {
