@@ -68,7 +68,14 @@ static void decode_one(void *p, size_t i, int worker) {
     if (b->pre.fit == VT_FIT_LETTERBOX) dopts.min_long = b->pre.size;
     else dopts.min_short = b->pre.size;
     vt_image img, sq;
-    int rc = vt_image_load(r->image, &dopts, &img);
+    uint8_t *bytes; /* read once: hashed and decoded from the same buffer */
+    size_t len;
+    int rc = vt__read_file(r->image, 1u << 30, &bytes, &len);
+    if (rc == 0) {
+        b->hash[i] = vt_hash64(bytes, len, 0); /* the store's content hash (= vt_hash_file) */
+        rc = vt_image_decode(bytes, len, r->image, &dopts, &img);
+        free(bytes);
+    }
     if (rc == 0) {
         rc = vt_image_fit(&img, b->pre.size, b->pre.fit, &sq);
         vt_image_free(&img);
@@ -76,7 +83,6 @@ static void decode_one(void *p, size_t i, int worker) {
     if (rc == 0) {
         vt_image_to_chw(&sq, b->pre.mean, b->pre.std, b->pre.bgr, b->x + i * 3 * (size_t)b->pre.size * b->pre.size);
         vt_image_free(&sq);
-        rc = vt_hash_file(r->image, &b->hash[i]);
     }
     if (rc == 0) {
         b->ok[i] = 1;
