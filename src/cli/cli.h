@@ -39,4 +39,25 @@ void cli_free_list(char **list, int n);
  * set VITRINE_NO_REEXEC (see util.c); returns only when it does not re-execute. */
 void cli_omp_passive_reexec(void);
 
+/* The default model's file name, shipped in models/ and installed to DATADIR/vitrine/. */
+#define CLI_DEFAULT_MODEL_FILE "vitrine-fashion.onnx"
+/* Where `make install` puts it: ${CMAKE_INSTALL_FULL_DATADIR}/vitrine/..., set by CMakeLists.txt. */
+#ifndef VT_DEFAULT_MODEL_INSTALLED
+#define VT_DEFAULT_MODEL_INSTALLED "/usr/local/share/vitrine/" CLI_DEFAULT_MODEL_FILE
+#endif
+/* Finds the model a command uses when given no --model, in this order: $VITRINE_MODEL when set
+ * and non-empty (a missing or unreadable file is an error: no fall-through); then
+ * <exe dir>/../models/vitrine-fashion.onnx (a build tree), <exe dir>/../share/vitrine/ (an
+ * installed tree) and the configured install data dir. Returns 0 with the path in buf (n bytes);
+ * VT_ENOTFOUND when no candidate exists, other negative codes for a bad $VITRINE_MODEL, both
+ * with a message (vt_errmsg()) saying where it looked and how to give a model. */
+int cli_default_model(char *buf, size_t n);
+/* For a command given no --model: finds the default model into buf and notes
+ * "CMD: model PATH (default)" on stderr unless quiet. Returns 0, or an exit code after printing
+ * the error: VT_EXIT_USAGE when there is no default model, VT_EXIT_FAIL for a bad $VITRINE_MODEL. */
+int cli_default_model_for(const char *cmd, char *buf, size_t n);
+/* 1 when the user asked for quiet output (vitrine -q, or VITRINE_LOG=error|off): commands then
+ * print no informational notes on stderr. */
+int cli_quiet(void);
+
 #endif

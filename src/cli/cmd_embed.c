@@ -9,13 +9,14 @@
 #include <sys/stat.h>
 
 static void help(void) {
-    printf("Usage: vitrine embed --model MODEL.onnx --out X.f32 [--tensor NAME] [options] IMAGE_OR_DIR...\n\n"
+    printf("Usage: vitrine embed [--model MODEL.onnx] --out X.f32 [--tensor NAME] [options] IMAGE_OR_DIR...\n\n"
            "Decodes and fits every image (folders: every .jpg/.jpeg/.png/.webp directly inside, sorted),\n"
            "runs the network in batches and writes one L2-normalised float32 row per image to X.f32,\n"
            "in the order of the ids (file names without extension) written one per line to X.ids.\n"
            "Images that cannot be read are reported and skipped (exit status 3).\n\n"
            "Options:\n"
-           "  -m, --model FILE     the ONNX model\n"
+           "  -m, --model FILE     the ONNX model (default: $VITRINE_MODEL, else the shipped default\n"
+           "                       model vitrine-fashion.onnx; see `vitrine --help`)\n"
            "  -o, --out FILE       embeddings output (the id list goes next to it, extension .ids)\n"
            "      --tensor NAME    tensor to read (default: the layer before the classifier, see\n"
            "                       `vitrine model info`)\n"
@@ -110,9 +111,14 @@ int vt_cmd_embed(int argc, char **argv) {
         default: return cli_usage_error("embed", "unknown option");
         }
     }
-    if (!model || !outp) return cli_usage_error("embed", "--model and --out are required");
-    
+    if (!outp) return cli_usage_error("embed", "--out is required");
     if (optind >= argc) return cli_usage_error("embed", "no IMAGE_OR_DIR given");
+    char defmodel[4096];
+    if (!model) {
+        int ex = cli_default_model_for("embed", defmodel, sizeof defmodel);
+        if (ex) return ex;
+        model = defmodel;
+    }
     vt_model_opts mo = {(int)threads, bf16};
     vt_model *m;
     int rc = vt_model_load(model, &mo, &m);

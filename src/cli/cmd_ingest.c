@@ -11,14 +11,15 @@
 #include <unistd.h>
 
 static void help(void) {
-    printf("Usage: vitrine ingest --db DB --meta FILE [--images DIR] [--model MODEL.onnx] [options]\n"
+    printf("Usage: vitrine ingest --db DB --meta FILE [--images DIR] [--model MODEL.onnx | --no-embed] [options]\n"
            "       vitrine ingest --db DB --embeddings X.f32 --ids X.ids --model-name NAME [--meta FILE]\n\n"
            "Reads a catalog feed (a CSV with a header such as Kaggle's styles.csv, or JSON Lines with an\n"
            "\"id\" field) into the item store DB (SQLite; created when absent), finds each item's photo in\n"
            "DIR (<id>.jpg, .jpeg, .png or .webp, or an image/path column), and stores one embedding per\n"
-           "photo computed by MODEL. Re-running is incremental: unchanged items are skipped, changed\n"
-           "photos are re-embedded; an interrupted run (even killed) resumes where it stopped, because\n"
-           "items are written in transactional batches.\n\n"
+           "photo computed by MODEL (default: the default model, see --model). Re-running is\n"
+           "incremental: unchanged items are skipped, changed photos are re-embedded; an interrupted\n"
+           "run (even killed) resumes where it stopped, because items are written in transactional\n"
+           "batches.\n\n"
            "Bad input never stops the run: a malformed row, a duplicate or missing id, a missing or\n"
            "unreadable photo each go to DB.errors.jsonl (one JSON object per line: file, line, id,\n"
            "reason), rewritten on every run. Items whose photo is bad are still stored, without an\n"
@@ -27,7 +28,10 @@ static void help(void) {
            "      --db DB            item store (SQLite file)\n"
            "      --meta FILE        catalog feed: .csv or .jsonl\n"
            "      --images DIR       folder of the photos (default: the feed's folder/images)\n"
-           "      --model FILE       ONNX model for the embeddings (stored under the file's base name)\n"
+           "      --model FILE       ONNX model for the embeddings (stored under the file's base name;\n"
+           "                         default: $VITRINE_MODEL, else the shipped default model\n"
+           "                         vitrine-fashion.onnx; see `vitrine --help`)\n"
+           "      --no-embed         store the items only: no model, no embeddings, photos not checked\n"
            "      --model-name NAME  name to store embeddings under (default: from --model)\n"
            "      --embeddings X.f32 import precomputed vectors: raw little-endian float32 rows...\n"
            "      --ids X.ids        ...with one item id per line, in the same order\n"
@@ -229,14 +233,14 @@ int vt_cmd_ingest(int argc, char **argv) {
         {"model-name", required_argument, 0, 'N'},  {"embeddings", required_argument, 0, 'E'},
         {"ids", required_argument, 0, 'I'},         {"prune", no_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},     {"batch", required_argument, 0, 'b'},
-        {"force", no_argument, 0, 'F'},             {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"force", no_argument, 0, 'F'},             {"no-embed", no_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *db = NULL, *meta = NULL, *images = NULL, *model_path = NULL, *model_name = NULL, *vecs = NULL,
                *idsf = NULL;
-    int prune = 0, force = 0;
+    int prune = 0, force = 0, no_embed = 0;
     long threads = 0, bsize = 32;
     optind = 1;
-    int c;
+    int c, rc;
     while ((c = getopt_long(argc, argv, "t:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db = optarg; break;
@@ -248,6 +252,7 @@ int vt_cmd_ingest(int argc, char **argv) {
         case 'I': idsf = optarg; break;
         case 'p': prune = 1; break;
         case 'F': force = 1; break;
+        case 'n': no_embed = 1; break;
         case 't':
             if (cli_parse_int(optarg, 0, 1024, &threads)) return cli_usage_error("ingest", "--threads must be 0..1024");
             break;
@@ -264,7 +269,17 @@ int vt_cmd_ingest(int argc, char **argv) {
     if ((vecs != NULL) != (idsf != NULL)) return cli_usage_error("ingest", "--embeddings and --ids go together");
     if (vecs && !model_name) return cli_usage_error("ingest", "--embeddings needs --model-name NAME");
     if (vecs && model_path) return cli_usage_error("ingest", "give either --model or --embeddings, not both");
+    if (no_embed && model_path) return cli_usage_error("ingest", "give either --model or --no-embed, not both");
 
+    char model_buf[4096];
+    if (!vecs && !model_path && !no_embed) { /* photo mode without --model: the default model */
+        rc = cli_default_model(model_buf, sizeof model_buf);
+        if (rc == VT_ENOTFOUND)
+            return cli_usage_error("ingest", "%s; or --no-embed to store the items without embeddings", vt_errmsg());
+        if (rc) return cli_fail(rc, "ingest");
+        model_path = model_buf;
+        if (!cli_quiet()) fprintf(stderr, "ingest: model %s (default)\n", model_path);
+    }
     char name_buf[256];
     if (!model_name && model_path) {
         vt__path_stem(model_path, name_buf, sizeof name_buf);
@@ -281,7 +296,7 @@ int vt_cmd_ingest(int argc, char **argv) {
     }
 
     vt_store *st;
-    int rc = vt_store_open(db, 0, &st);
+    rc = vt_store_open(db, 0, &st);
     if (rc) return cli_fail(rc, "cannot open the store");
     char rep_path[4096];
     snprintf(rep_path, sizeof rep_path, "%s.errors.jsonl", db);

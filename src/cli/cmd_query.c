@@ -16,17 +16,23 @@ static void help_similar(void) {
            "      --db DB          item store written by vitrine ingest\n"
            "  -k K                number of results (default 10)\n"
            "  -w, --where F=V      filter, e.g. --where gender=Women --where articleType=Tops\n"
-           "      --model FILE     the model the embeddings were made with (its base name selects them)\n"
-           "      --model-name N   or the name the embeddings are stored under\n"
+           "      --model FILE     the model the embeddings were made with (its base name selects them;\n"
+           "                       the file need not exist)\n"
+           "      --model-name N   or the name the embeddings are stored under (default: the base name of\n"
+           "                       the default model, $VITRINE_MODEL or vitrine-fashion; see `vitrine --help`)\n"
            "      --exact          exact search even on a large catalog (default: exact up to 20,000 items)\n"
            "      --json           JSON output\n"
            "  -h, --help           this text\n");
 }
 
 static void help_search(void) {
-    printf("Usage: vitrine search --db DB --image PHOTO --model MODEL.onnx [-k K] [--where FIELD=VALUE]... [--json]\n\n"
+    printf("Usage: vitrine search --db DB --image PHOTO [--model MODEL.onnx] [-k K] [--where FIELD=VALUE]... [--json]\n\n"
            "Embeds PHOTO (JPEG, PNG or WebP) with MODEL, the model the catalog was ingested with, and\n"
-           "prints the K closest catalog items. Options as for `vitrine similar`.\n");
+           "prints the K closest catalog items. Options as for `vitrine similar`, except:\n\n"
+           "      --image PHOTO    the photo to search with\n"
+           "      --model FILE     ONNX model (default: $VITRINE_MODEL, else the shipped default model\n"
+           "                       vitrine-fashion.onnx; see `vitrine --help`)\n"
+           "      --model-name N   name the embeddings are stored under (default: from the model)\n");
 }
 
 /* Shared option parsing and output of the two commands. */
@@ -83,9 +89,24 @@ static int run(int argc, char **argv, int photo) {
         vt_filter_free(f);
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (!db || (photo && (!image || !model)) || (!photo && !model && !model_name)) {
+    if (!db || (photo && !image)) {
         vt_filter_free(f);
-        return cli_usage_error(cmd, photo ? "needs --db, --image and --model" : "needs --db and --model or --model-name");
+        return cli_usage_error(cmd, photo ? "needs --db and --image" : "needs --db");
+    }
+    char defmodel[4096];
+    if (photo && !model) { /* the default model file, to embed the photo */
+        int ex = cli_default_model_for(cmd, defmodel, sizeof defmodel);
+        if (ex) {
+            vt_filter_free(f);
+            return ex;
+        }
+        model = defmodel;
+    } else if (!photo && !model && !model_name) { /* only its name: the file need not be here */
+        if (cli_default_model(defmodel, sizeof defmodel)) {
+            const char *env = getenv("VITRINE_MODEL");
+            snprintf(defmodel, sizeof defmodel, "%s", env && *env ? env : CLI_DEFAULT_MODEL_FILE);
+        }
+        model = defmodel;
     }
     vt_store *st;
     int rc = vt_store_open(db, VT_STORE_READONLY, &st);
@@ -101,6 +122,7 @@ static int run(int argc, char **argv, int photo) {
     if (!photo && !model_name) { /* the name from the model file, without loading it */
         vt__path_stem(model, nb, sizeof nb);
         eo.model_name = nb;
+        if (model == defmodel && !cli_quiet()) fprintf(stderr, "%s: model %s (default)\n", cmd, nb);
     }
     if (exact) eo.index_kind = VT_INDEX_FLAT;
     eo.index_cache = db;

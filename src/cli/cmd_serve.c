@@ -10,10 +10,13 @@ static void help(void) {
            "                     [--threads T] [--max-body BYTES]\n\n"
            "Serves the catalog in DB over HTTP: the REST API (docs/API.md) for any e-commerce platform\n"
            "and a web page for browsing, similar items and photo search, at http://ADDR:P/.\n"
-           "Similar items use the embeddings stored for the model; photo search needs --model.\n\n"
+           "Similar items use the embeddings stored for the model; photo search needs the model file.\n"
+           "With neither --model nor --model-name, the default model is used when there is one (see\n"
+           "`vitrine --help`); otherwise the catalog can only be browsed.\n\n"
            "Options:\n"
            "      --db DB            item store written by vitrine ingest\n"
-           "      --model FILE       ONNX model the catalog was ingested with (enables photo search)\n"
+           "      --model FILE       ONNX model the catalog was ingested with (enables photo search;\n"
+           "                         default: $VITRINE_MODEL, else the shipped default model)\n"
            "      --model-name NAME  name the embeddings are stored under (default: from --model)\n"
            "  -p, --port P          port (default 8080; 0: any free port, printed at start)\n"
            "      --host ADDR        IPv4 address to listen on (default 127.0.0.1; 0.0.0.0: all)\n"
@@ -66,8 +69,19 @@ int vt_cmd_serve(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!db) return cli_usage_error("serve", "missing --db DB");
+    char defmodel[4096];
+    int rc;
+    if (!model && !model_name) {
+        rc = cli_default_model(defmodel, sizeof defmodel);
+        if (rc == 0) {
+            model = defmodel;
+            if (!cli_quiet()) fprintf(stderr, "serve: model %s (default)\n", model);
+        } else if (rc != VT_ENOTFOUND) { /* a bad $VITRINE_MODEL: the user's choice, not ignored */
+            return cli_fail(rc, "serve");
+        }
+    }
     vt_store *st;
-    int rc = vt_store_open(db, VT_STORE_READONLY, &st);
+    rc = vt_store_open(db, VT_STORE_READONLY, &st);
     if (rc) return cli_fail(rc, "cannot open the store");
     vt_engine *e = NULL;
     if (model || model_name) {
@@ -85,7 +99,8 @@ int vt_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "serve: indexed %zu embeddings of model '%s' (dim %d) in %.1f s\n", vt_engine_size(e),
                 vt_engine_model_name(e), vt_engine_dim(e), vt_now() - t0);
     } else {
-        fprintf(stderr, "serve: no --model or --model-name: browsing only, no similar items or photo search\n");
+        fprintf(stderr, "serve: no --model or --model-name and no default model: browsing only, no similar items or "
+                        "photo search\n");
     }
     vt_server *srv;
     rc = vt_server_start(st, e, &so, &srv);

@@ -38,6 +38,10 @@ static void usage(FILE *f) {
             "  -q, --quiet    log errors only, no progress bars (VITRINE_PROGRESS=0)\n"
             "  --version      print the version\n"
             "  -h, --help     this text\n\n"
+            "Default model: embed, ingest, search, similar and serve given no --model use the file\n"
+            "named by VITRINE_MODEL, else " CLI_DEFAULT_MODEL_FILE " from models/ beside the build\n"
+            "directory, from PREFIX/share/vitrine/ beside an installed vitrine, or\n"
+            VT_DEFAULT_MODEL_INSTALLED ".\n\n"
             "Exit status: 0 success, 1 failure, 2 usage error, 3 done but some inputs were rejected.\n");
 }
 

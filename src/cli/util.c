@@ -1,11 +1,15 @@
-/* util.c: small helpers shared by the vitrine subcommands (errors, number parsing, listings). */
+/* util.c: small helpers shared by the vitrine subcommands (errors, number parsing, listings,
+ * finding the default model). */
 #include "cli.h"
+#include "core/internal.h"
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_fail(int rc, const char *what) {
@@ -120,4 +124,64 @@ void cli_omp_passive_reexec(void) {
     fflush(NULL);
     execv("/proc/self/exe", args);
     /* exec failed: carry on with the default policy */
+}
+
+int cli_quiet(void) { return vt_log_get_level() >= VT_LOG_ERROR; }
+
+/* Copies path into buf (n bytes); VT_ETOOBIG when it does not fit. */
+static int copy_path(char *buf, size_t n, const char *path) {
+    size_t len = strlen(path);
+    if (len >= n) return vt__err(VT_ETOOBIG, "%s: path too long", path);
+    memcpy(buf, path, len + 1);
+    return VT_OK;
+}
+
+int cli_default_model(char *buf, size_t n) {
+    if (!buf || !n) return vt__err(VT_EINVAL, "cli_default_model: no buffer");
+    buf[0] = 0;
+    struct stat st;
+    const char *env = getenv("VITRINE_MODEL");
+    if (env && *env) { /* the user's choice: report its problem rather than use another model */
+        if (stat(env, &st) != 0) return vt__err(VT_ENOENT, "VITRINE_MODEL=%s: %s", env, strerror(errno));
+        if (!S_ISREG(st.st_mode)) return vt__err(VT_EINVAL, "VITRINE_MODEL=%s: not a regular file", env);
+        if (access(env, R_OK) != 0) return vt__err(VT_EIO, "VITRINE_MODEL=%s: %s", env, strerror(errno));
+        return copy_path(buf, n, env);
+    }
+    enum { CAP = PATH_MAX + 64 };
+    char cand[3][CAP];
+    int nc = 0;
+    char prefix[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", prefix, sizeof prefix - 1);
+    if (len > 0) {
+        prefix[len] = 0;
+        char *sl = strrchr(prefix, '/'); /* .../bin/vitrine -> .../bin -> ... */
+        if (sl) *sl = 0;
+        sl = strrchr(prefix, '/');
+        if (sl) {
+            *sl = 0;
+            snprintf(cand[nc++], CAP, "%.*s/models/%s", PATH_MAX, prefix, CLI_DEFAULT_MODEL_FILE);
+            snprintf(cand[nc++], CAP, "%.*s/share/vitrine/%s", PATH_MAX, prefix, CLI_DEFAULT_MODEL_FILE);
+        }
+    }
+    if (nc < 2 || strcmp(cand[1], VT_DEFAULT_MODEL_INSTALLED) != 0)
+        snprintf(cand[nc++], CAP, "%s", VT_DEFAULT_MODEL_INSTALLED);
+    for (int i = 0; i < nc; i++)
+        if (stat(cand[i], &st) == 0 && S_ISREG(st.st_mode) && access(cand[i], R_OK) == 0)
+            return copy_path(buf, n, cand[i]);
+    char where[3 * 400] = "";
+    for (int i = 0; i < nc; i++)
+        snprintf(where + strlen(where), sizeof where - strlen(where), "%s%.380s", i ? ", " : "", cand[i]);
+    return vt__err(VT_ENOTFOUND,
+                   "no default model found (VITRINE_MODEL is not set; looked for %s); give --model FILE, "
+                   "set VITRINE_MODEL=FILE, or train one with `vitrine train ... -o models/%s` "
+                   "(see models/MODEL.md)",
+                   where, CLI_DEFAULT_MODEL_FILE);
+}
+
+int cli_default_model_for(const char *cmd, char *buf, size_t n) {
+    int rc = cli_default_model(buf, n);
+    if (rc == VT_ENOTFOUND) return cli_usage_error(cmd, "%s", vt_errmsg());
+    if (rc) return cli_fail(rc, cmd);
+    if (!cli_quiet()) fprintf(stderr, "%s: model %s (default)\n", cmd, buf);
+    return VT_EXIT_OK;
 }
