@@ -703,6 +703,12 @@ typedef struct vt_train_opts {
                                 undo photos squashed from 3:4 portraits to squares); 0: keep */
     int raw_embedding;       /* nonzero: export "embedding" without the final LpNormalization node
                                 (for engines that lack it; normalise after reading) */
+    const char *embed_mix;   /* how the exported "embedding" is formed (NULL or "": the learned
+                                embedding alone). "embedding:W,HEAD:W,...": the L2-normalised
+                                concatenation of W x the normalised learned embedding and W x the
+                                softmax of each named head; validation P@10 uses the same vectors.
+                                Not part of the checkpoint's options: a finished checkpoint can be
+                                re-exported with another mix (--resume). */
     vt_train_epoch_fn on_epoch;
     void *user;
 } vt_train_opts;
@@ -716,7 +722,9 @@ typedef struct vt_train_result {
     int epochs_done;                      /* last epoch finished (counting resumed ones) */
     double train_acc[VT_TRAIN_MAX_HEADS]; /* with eval_train: on training items; else last epoch's */
     double val_acc[VT_TRAIN_MAX_HEADS];   /* -1 when there are no validation items */
-    double val_p10, val_p10_pair;
+    double val_p10, val_p10_pair;         /* validation items querying each other */
+    double heldout_p10, heldout_p10_pair; /* validation items querying all items (train + val), as a
+                                             shop's catalog holds both; -1 without validation items */
     double images_per_s;                  /* mean over the epochs run */
     double seconds;                       /* whole run, incl. decoding */
     int64_t params;                       /* trainable values */

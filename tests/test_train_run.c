@@ -276,7 +276,7 @@ static void test_export_matches_torch(void **state) {
     assert_int_equal(tu_write(tu_path("h1.f32"), net->nodes[h1].y, (size_t)N * 3 * sizeof(float)), 0);
     tx_head heads[2] = {{"logits_a", h0}, {"logits_b", h1}};
     const char *keys[1] = {"vitrine.input_size"}, *vals[1] = {"20"};
-    assert_int_equal(vt__train_export_onnx(net, emb, 1, 2, heads, 1, keys, vals, tu_path("x.onnx")), 0);
+    assert_int_equal(vt__train_export_onnx(net, emb, 1, NULL, 2, heads, 1, keys, vals, tu_path("x.onnx")), 0);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c 'import onnx; onnx.checker.check_model(onnx.load(\"%s\"), full_check=True)' && "
@@ -295,7 +295,7 @@ static void test_export_matches_torch(void **state) {
         else assert_int_equal(code, 0);
     }
     /* our own engine: the export without the LpNormalization node (which it does not run yet) */
-    assert_int_equal(vt__train_export_onnx(net, emb, 0, 2, heads, 1, keys, vals, tu_path("raw.onnx")), 0);
+    assert_int_equal(vt__train_export_onnx(net, emb, 0, NULL, 2, heads, 1, keys, vals, tu_path("raw.onnx")), 0);
     vt_model *vm;
     vt_model_opts mo = {.threads = 1};
     int lrc = vt_model_load(tu_path("raw.onnx"), &mo, &vm);
@@ -319,6 +319,54 @@ static void test_export_matches_torch(void **state) {
         free(out);
     }
     vt_model_free(vm);
+
+    /* a mixed embedding: 1 x the normalised embedding, 0.5 x softmax(logits_a), logits_b left out
+     * (weight 0); expected values computed here from the trainer's own outputs */
+    char *hnames[2] = {"a", "b"};
+    tx_mix mix;
+    assert_int_equal(vt__train_parse_mix("embedding:1,a:0.5,b:0", 2, hnames, &mix), 0);
+    assert_true(mix.mixed && mix.w_emb == 1.0f && mix.w_head[0] == 0.5f && mix.w_head[1] == 0.0f);
+    float em[3 * 17];
+    for (int b = 0; b < N; b++) {
+        float *row = em + b * 17;
+        for (int k = 0; k < 12; k++) row[k] = e[b * 12 + k];
+        const float *z = net->nodes[h0].y + b * 5;
+        double se = 0;
+        for (int k = 0; k < 5; k++) se += exp(z[k]);
+        for (int k = 0; k < 5; k++) row[12 + k] = (float)(0.5 * exp(z[k]) / se);
+        double ss = 0;
+        for (int k = 0; k < 17; k++) ss += (double)row[k] * row[k];
+        for (int k = 0; k < 17; k++) row[k] = (float)(row[k] / sqrt(ss));
+    }
+    assert_int_equal(tu_write(tu_path("mix.f32"), em, sizeof em), 0);
+    assert_int_equal(vt__train_export_onnx(net, emb, 1, &mix, 2, heads, 1, keys, vals, tu_path("mix.onnx")), 0);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import onnx; onnx.checker.check_model(onnx.load(\"%s\"), full_check=True)' && "
+             "/usr/bin/python3 %s/bench/train/onnx_torch_eval.py %s %s %d,3,%d,%d embedding %s logits_a %s",
+             tu_path("mix.onnx"), VT_SOURCE_DIR, tu_path("mix.onnx"), tu_path("in.f32"), N, S, S, tu_path("mix.f32"),
+             tu_path("h0.f32"));
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(vt_model_load(tu_path("mix.onnx"), &mo, &vm), 0);
+    float *mo_out;
+    int64_t mshape[8];
+    int mrank;
+    assert_int_equal(vt_model_run(vm, nchw, N, 3, S, S, "embedding", &mo_out, mshape, &mrank), 0);
+    assert_int_equal(mrank, 2);
+    assert_int_equal(mshape[1], 17);
+    double md = 0;
+    for (int i = 0; i < N * 17; i++) md = fmax(md, fabs(mo_out[i] - em[i]));
+    print_message("vitrine engine mixed embedding: max error %.3e\n", md);
+    assert_true(md <= 1e-5);
+    free(mo_out);
+    vt_model_free(vm);
+    /* bad mixes are refused by name */
+    assert_int_equal(vt__train_parse_mix("colour:1", 2, hnames, &mix), VT_EINVAL);
+    assert_int_equal(vt__train_parse_mix("a:x", 2, hnames, &mix), VT_EINVAL);
+    assert_int_equal(vt__train_parse_mix("a:1,a:2", 2, hnames, &mix), VT_EINVAL);
+    assert_int_equal(vt__train_parse_mix("a:0,embedding:0", 2, hnames, &mix), VT_EINVAL);
+    assert_int_equal(vt__train_parse_mix("a:-1", 2, hnames, &mix), VT_EINVAL);
+    assert_int_equal(vt__train_parse_mix("", 2, hnames, &mix), 0);
+    assert_false(mix.mixed);
     free(nchw), free(nhwc);
     vt__tnet_free(net);
 }

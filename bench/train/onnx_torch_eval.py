@@ -51,6 +51,12 @@ def run(model_path, x):
             y = F.linear(i[0], i[1], i[2])
         elif op == 'LpNormalization':
             y = i[0] / i[0].norm(p=2, dim=attr(n, 'axis', -1), keepdim=True)
+        elif op == 'Softmax':
+            y = torch.softmax(i[0], dim=attr(n, 'axis', -1))
+        elif op == 'Mul':
+            y = i[0] * i[1]
+        elif op == 'Concat':
+            y = torch.cat(i, dim=attr(n, 'axis'))
         else:
             raise SystemExit(f'unsupported operator {op}')
         env[n.output[0]] = y

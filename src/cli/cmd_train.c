@@ -27,6 +27,13 @@ static void help(void) {
            "      --depth D            basic blocks per stage (default 1)\n"
            "      --embed N            embedding size (default 128)\n"
            "      --dropout P          dropout before the heads (default 0.1)\n"
+           "      --embed-mix SPEC     form the exported \"embedding\" from parts: e.g.\n"
+           "                           embedding:1,articleType:1,baseColour:0.5 concatenates the\n"
+           "                           normalised learned embedding and the named heads' softmax,\n"
+           "                           each times its weight, then L2-normalises (default: the\n"
+           "                           learned embedding alone). Validation P@10 uses the same\n"
+           "                           vectors; --resume of a finished checkpoint re-exports with\n"
+           "                           another mix without training\n"
            "Optimisation:\n"
            "  -e, --epochs E           (default 10)\n"
            "  -b, --batch B            (default 64)\n"
@@ -41,7 +48,7 @@ static void help(void) {
            "      --seed N             (default 1); same seed and threads give bit-identical weights\n"
            "  -t, --threads T          (default: all CPUs)\n"
            "      --checkpoint FILE    where to write checkpoints (default MODEL.onnx.ckpt)\n"
-           "      --resume CKPT        continue an interrupted run (same options)\n"
+           "      --resume CKPT        continue an interrupted run (same options; --embed-mix may differ)\n"
            "      --stop-after E       stop after epoch E as if interrupted\n"
            "      --eval-train         also report accuracy on the training items at the end\n"
            "      --split-out FILE     write the train/validation split (id<TAB>train|val per line)\n"
@@ -67,7 +74,7 @@ static void on_epoch(const vt_train_epoch *e, void *user) {
 
 int vt_cmd_train(int argc, char **argv) {
     enum { O_IMAGES = 256, O_META, O_LABELS, O_MINC, O_VAL, O_LIMIT, O_SIZE, O_FIT, O_NOAUG, O_WIDTH, O_DEPTH, O_EMBED,
-           O_DROP, O_OPT, O_LR, O_WD, O_MOM, O_SCHED, O_WARM, O_LS, O_SEED, O_CKPT, O_RESUME, O_STOP, O_EVTR, O_SPLIT, O_ASPECT, O_RAW };
+           O_DROP, O_OPT, O_LR, O_WD, O_MOM, O_SCHED, O_WARM, O_LS, O_SEED, O_CKPT, O_RESUME, O_STOP, O_EVTR, O_SPLIT, O_ASPECT, O_RAW, O_MIX };
     static const struct option opts[] = {
         {"images", required_argument, 0, O_IMAGES}, {"meta", required_argument, 0, O_META},
         {"labels", required_argument, 0, O_LABELS}, {"min-count", required_argument, 0, O_MINC},
@@ -83,7 +90,7 @@ int vt_cmd_train(int argc, char **argv) {
         {"resume", required_argument, 0, O_RESUME}, {"stop-after", required_argument, 0, O_STOP},
         {"eval-train", no_argument, 0, O_EVTR},     {"epochs", required_argument, 0, 'e'},
         {"split-out", required_argument, 0, O_SPLIT}, {"src-aspect", required_argument, 0, O_ASPECT},
-        {"raw-embedding", no_argument, 0, O_RAW},
+        {"raw-embedding", no_argument, 0, O_RAW},   {"embed-mix", required_argument, 0, O_MIX},
         {"batch", required_argument, 0, 'b'},       {"threads", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -147,6 +154,7 @@ int vt_cmd_train(int argc, char **argv) {
         case O_EVTR: o.eval_train = 1; break;
         case O_SPLIT: o.split_out = optarg; break;
         case O_RAW: o.raw_embedding = 1; break;
+        case O_MIX: o.embed_mix = optarg; break;
         case O_ASPECT: FLT_OPT(src_aspect, d > 0 && d <= 10, "--src-aspect must be a width/height ratio in (0, 10]"); break;
         case 'e': INT_OPT(epochs, 1, 100000, "--epochs must be a positive integer"); break;
         case 'b': INT_OPT(batch, 2, 4096, "--batch must be 2..4096"); break;
@@ -165,8 +173,17 @@ int vt_cmd_train(int argc, char **argv) {
     vt_train_result r;
     int rc = vt_train(&o, &r);
     if (rc) return cli_fail(rc, "train");
-    printf("trained on %d items (%d training, %d validation), %lld parameters, %d epochs, %.1f img/s, %.1f s\n", r.items,
-           r.train_items, r.val_items, (long long)r.params, r.epochs_done, r.images_per_s, r.seconds);
+    if (r.images_per_s > 0)
+        printf("trained on %d items (%d training, %d validation), %lld parameters, %d epochs, %.1f img/s, %.1f s\n",
+               r.items, r.train_items, r.val_items, (long long)r.params, r.epochs_done, r.images_per_s, r.seconds);
+    else /* --resume of a finished checkpoint: nothing trained, only evaluated and exported */
+        printf("no epoch left to train: %d items (%d training, %d validation), %lld parameters, %d epochs done, %.1f s\n",
+               r.items, r.train_items, r.val_items, (long long)r.params, r.epochs_done, r.seconds);
+    if (r.heldout_p10 >= 0) {
+        printf("held-out P@10 (validation items querying all %d items): %.4f", r.items, r.heldout_p10);
+        if (r.heldout_p10_pair >= 0) printf(" / %.4f", r.heldout_p10_pair);
+        printf("\n");
+    }
     if (o.eval_train) {
         printf("training-set accuracy:");
         for (int h = 0; h < r.nheads; h++) printf(" %.4f", r.train_acc[h]);

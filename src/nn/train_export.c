@@ -160,10 +160,17 @@ static Onnx__ValueInfoProto *xvinfo(xb *b, const char *name, int rank, const int
 
 /* Contract: see train_internal.h. Dropout nodes are left out (identity at inference); a fully
  * connected layer on a 4-D tensor gets a Flatten first. The file is written atomically. */
-int vt__train_export_onnx(const tnet *net, int emb_node, int l2, int nheads, const tx_head *heads, int nmeta,
-                          const char *const *meta_keys, const char *const *meta_vals, const char *path) {
+int vt__train_export_onnx(const tnet *net, int emb_node, int l2, const tx_mix *mix, int nheads, const tx_head *heads,
+                          int nmeta, const char *const *meta_keys, const char *const *meta_vals, const char *path) {
     if (emb_node <= 0 || emb_node >= net->n || net->nodes[emb_node].kind != TN_FC)
         return vt__err(VT_EINVAL, "export: the embedding must be a fully connected layer");
+    int mixed = mix && mix->mixed;
+    if (mixed && !l2) return vt__err(VT_EINVAL, "export: a mixed embedding needs the LpNormalization node");
+    if (mixed) {
+        int parts = mix->w_emb != 0;
+        for (int h = 0; h < nheads; h++) parts += mix->w_head[h] != 0;
+        if (!parts) return vt__err(VT_EINVAL, "export: the embedding mix has no part with a weight");
+    }
     xb b = {0};
     char **name = xalloc(&b, (size_t)net->n * sizeof(char *));
     int *rank = xalloc(&b, (size_t)net->n * sizeof(int));
@@ -264,10 +271,44 @@ int vt__train_export_onnx(const tnet *net, int emb_node, int l2, int nheads, con
         }
         if (!n || b.oom) goto oom;
     }
-    if (l2) { /* embedding = LpNormalization(embedding_raw) */
+    if (l2 && !mixed) { /* embedding = LpNormalization(embedding_raw) */
         Onnx__NodeProto *ln = xnode(&b, "LpNormalization", "l2norm", 1, (const char *const *)&name[emb_node], "embedding");
         xattr_i(&b, ln, "axis", 1);
         xattr_i(&b, ln, "p", 2);
+    } else if (mixed) { /* embedding = LpNorm(Concat(w * LpNorm(embedding_raw), w_h * Softmax(logits_h)...)) */
+        const char **parts = xalloc(&b, (size_t)(nheads + 1) * sizeof(char *));
+        int np = 0;
+        if (!parts) goto oom;
+        for (int p = -1; p < nheads; p++) {
+            float w = p < 0 ? mix->w_emb : mix->w_head[p];
+            if (w == 0) continue;
+            const char *src = p < 0 ? name[emb_node] : heads[p].name;
+            char *t = xstr(&b, "mix%d_in", p + 1), *wn = xstr(&b, "mix%d_w", p + 1), *o = xstr(&b, "mix%d", p + 1);
+            Onnx__NodeProto *n;
+            if (p < 0) {
+                n = xnode(&b, "LpNormalization", "mix0_l2", 1, &src, t);
+                xattr_i(&b, n, "axis", 1);
+                xattr_i(&b, n, "p", 2);
+            } else {
+                n = xnode(&b, "Softmax", xstr(&b, "mix%d_softmax", p + 1), 1, &src, t);
+                xattr_i(&b, n, "axis", 1);
+            }
+            float *wv = xalloc(&b, sizeof(float));
+            if (!wv) goto oom;
+            *wv = w;
+            int64_t one[1] = {1};
+            xinit(&b, wn, 1, one, wv);
+            const char *mi[2] = {t, wn};
+            xnode(&b, "Mul", xstr(&b, "mix%d_mul", p + 1), 2, mi, o);
+            parts[np++] = o;
+        }
+        Onnx__NodeProto *cn = xnode(&b, "Concat", "mix_concat", np, parts, "embedding_mix");
+        xattr_i(&b, cn, "axis", 1);
+        const char *em = "embedding_mix";
+        Onnx__NodeProto *ln = xnode(&b, "LpNormalization", "l2norm", 1, &em, "embedding");
+        xattr_i(&b, ln, "axis", 1);
+        xattr_i(&b, ln, "p", 2);
+        if (b.oom) goto oom;
     }
 
     Onnx__GraphProto *g = xalloc(&b, sizeof *g);
@@ -288,6 +329,11 @@ int vt__train_export_onnx(const tnet *net, int emb_node, int l2, int nheads, con
     int64_t idims[4] = {0, in0->c, in0->h, in0->w};
     ins[0] = xvinfo(&b, "input", 4, idims);
     int64_t edims[2] = {0, net->nodes[emb_node].c};
+    if (mixed) {
+        edims[1] = mix->w_emb != 0 ? net->nodes[emb_node].c : 0;
+        for (int h = 0; h < nheads; h++)
+            if (mix->w_head[h] != 0) edims[1] += net->nodes[heads[h].node].c;
+    }
     outs[0] = xvinfo(&b, "embedding", 2, edims);
     for (int h = 0; h < nheads; h++) {
         int64_t hd[2] = {0, net->nodes[heads[h].node].c};

@@ -140,12 +140,24 @@ typedef struct {
     int node;           /* FC node */
 } tx_head;
 
+/* How "embedding" is formed: w_emb x LpNorm(learned embedding) and w_head[h] x Softmax(head h)
+ * concatenated and L2-normalised; parts with weight 0 are left out. mixed == 0: the learned
+ * embedding alone. */
+typedef struct {
+    int mixed;
+    float w_emb;
+    float w_head[VT_TRAIN_MAX_HEADS];
+} tx_mix;
+
+/* Parses "embedding:W,HEAD:W,..." (NULL or "": not mixed) against the head names. */
+int vt__train_parse_mix(const char *spec, int nheads, char *const *heads, tx_mix *mix);
+
 /* Writes net as an ONNX model: input "input" [N,3,S,S] (NCHW), output "embedding" =
  * LpNormalization(emb_node) (l2 != 0) or emb_node's output itself (l2 == 0, for engines without
- * LpNormalization), one logits output per head, BN kept as BatchNormalization nodes, and the
- * given metadata_props. */
-int vt__train_export_onnx(const tnet *net, int emb_node, int l2, int nheads, const tx_head *heads, int nmeta,
-                          const char *const *meta_keys, const char *const *meta_vals, const char *path);
+ * LpNormalization), or the mix (mix->mixed; needs l2), one logits output per head, BN kept as
+ * BatchNormalization nodes, and the given metadata_props. */
+int vt__train_export_onnx(const tnet *net, int emb_node, int l2, const tx_mix *mix, int nheads, const tx_head *heads,
+                          int nmeta, const char *const *meta_keys, const char *const *meta_vals, const char *path);
 
 
 /* ---- training data (train_data.c) */

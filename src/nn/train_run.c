@@ -235,23 +235,92 @@ static void ev_one(void *p, size_t j, int worker) {
     if (rc) __atomic_store_n(&e->err, rc, __ATOMIC_RELAXED);
 }
 
-/* Accuracy per head and retrieval precision@10 of the given items in evaluation mode (no
- * augmentation, BN running statistics): each item queries the others by cosine similarity of
- * the embeddings; a hit shares its first label (and, for p10_pair, articleType and baseColour). */
-static int evaluate(tmodel *m, const tdata *d, const int *items, int cnt, int size, vt_pool *pool, int want_p10,
-                    teval *out) {
-    tnet *net = m->net;
-    int B = net->batch, D = net->nodes[m->emb].c, H = d->nheads;
-    for (int h = 0; h < TD_MAX_HEADS; h++) out->acc[h] = -1;
-    out->p10 = out->p10_pair = -1;
-    if (cnt <= 0) return 0;
-    float *x = malloc((size_t)B * size * size * 3 * sizeof(float));
-    float *emb = want_p10 ? malloc((size_t)cnt * D * sizeof(float)) : NULL;
-    if (!x || (want_p10 && !emb)) {
-        free(x), free(emb);
-        return vt__err(VT_ENOMEM, "out of memory");
+/* Contract: see train_internal.h. Weights are finite and >= 0; a name may appear once. */
+int vt__train_parse_mix(const char *spec, int nheads, char *const *heads, tx_mix *mix) {
+    memset(mix, 0, sizeof *mix);
+    if (!spec || !*spec) return 0;
+    mix->mixed = 1;
+    int seen_emb = 0, seen[VT_TRAIN_MAX_HEADS] = {0};
+    const char *p = spec;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char part[128];
+        if (len == 0 || len >= sizeof part) return vt__err(VT_EINVAL, "train: bad --embed-mix part in '%s'", spec);
+        memcpy(part, p, len);
+        part[len] = 0;
+        char *colon = strrchr(part, ':'), *end = NULL;
+        if (!colon) return vt__err(VT_EINVAL, "train: --embed-mix part '%s' is not NAME:WEIGHT", part);
+        *colon = 0;
+        double w = strtod(colon + 1, &end);
+        if (end == colon + 1 || *end || !(w >= 0 && w <= 1000))
+            return vt__err(VT_EINVAL, "train: --embed-mix weight of '%s' must be a number in [0, 1000]", part);
+        if (!strcmp(part, "embedding")) {
+            if (seen_emb++) return vt__err(VT_EINVAL, "train: --embed-mix names 'embedding' twice");
+            mix->w_emb = (float)w;
+        } else {
+            int h = 0;
+            while (h < nheads && strcmp(heads[h], part)) h++;
+            if (h == nheads) return vt__err(VT_EINVAL, "train: --embed-mix names '%s', which is not a label column", part);
+            if (seen[h]++) return vt__err(VT_EINVAL, "train: --embed-mix names '%s' twice", part);
+            mix->w_head[h] = (float)w;
+        }
+        p += len + (e ? 1 : 0);
     }
-    long hit[TD_MAX_HEADS] = {0}, tot[TD_MAX_HEADS] = {0};
+    int any = mix->w_emb != 0;
+    for (int h = 0; h < nheads; h++) any |= mix->w_head[h] != 0;
+    if (!any) return vt__err(VT_EINVAL, "train: --embed-mix gives every part weight 0");
+    return 0;
+}
+
+/* Length of the vectors the mix forms (the learned embedding's size when not mixed). */
+static int mix_dim(const tmodel *m, const tdata *d, const tx_mix *mix) {
+    const tnet *net = m->net;
+    if (!mix->mixed) return net->nodes[m->emb].c;
+    int D = mix->w_emb != 0 ? net->nodes[m->emb].c : 0;
+    for (int h = 0; h < d->nheads; h++)
+        if (mix->w_head[h] != 0) D += net->nodes[m->head[h]].c;
+    return D;
+}
+
+/* Writes row j of the last forward pass as the exported "embedding" would be (same formula as
+ * the export: normalised parts, weighted, concatenated, normalised). */
+static void mix_row(const tmodel *m, const tdata *d, const tx_mix *mix, int j, float *out) {
+    const tnet *net = m->net;
+    int E = net->nodes[m->emb].c, k = 0;
+    if (!mix->mixed || mix->w_emb != 0) {
+        const float *e0 = net->nodes[m->emb].y + (size_t)j * E;
+        double s = 0;
+        for (int i = 0; i < E; i++) s += (double)e0[i] * e0[i];
+        float sc = (s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f) * (mix->mixed ? mix->w_emb : 1.0f);
+        for (int i = 0; i < E; i++) out[k++] = e0[i] * sc;
+    }
+    if (!mix->mixed) return;
+    for (int h = 0; h < d->nheads; h++) {
+        if (mix->w_head[h] == 0) continue;
+        const tn_node *hn = &net->nodes[m->head[h]];
+        const float *z = hn->y + (size_t)j * hn->c;
+        float mx = z[0];
+        for (int c = 1; c < hn->c; c++) mx = z[c] > mx ? z[c] : mx;
+        double s = 0;
+        for (int c = 0; c < hn->c; c++) s += exp((double)(z[c] - mx));
+        for (int c = 0; c < hn->c; c++) out[k++] = (float)(exp((double)(z[c] - mx)) / s) * mix->w_head[h];
+    }
+    double s = 0;
+    for (int i = 0; i < k; i++) s += (double)out[i] * out[i];
+    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+    for (int i = 0; i < k; i++) out[i] *= inv;
+}
+
+/* Runs the network in evaluation mode (no augmentation, BN running statistics) over items:
+ * counts correct predictions per head into hit/tot (may be NULL) and writes each item's vector
+ * (mix_row) into vec (may be NULL). */
+static int run_items(tmodel *m, const tdata *d, const tx_mix *mix, const int *items, int cnt, int size, vt_pool *pool,
+                     float *vec, long *hit, long *tot) {
+    tnet *net = m->net;
+    int B = net->batch, H = d->nheads, D = mix_dim(m, d, mix);
+    float *x = malloc((size_t)B * size * size * 3 * sizeof(float));
+    if (!x) return vt__err(VT_ENOMEM, "out of memory");
     int rc = 0;
     for (int n0 = 0; n0 < cnt && !rc; n0 += B) {
         evfill e = {d, items, n0, cnt, size, net->plain, x, 0};
@@ -259,7 +328,7 @@ static int evaluate(tmodel *m, const tdata *d, const int *items, int cnt, int si
         if ((rc = e.err)) break;
         if ((rc = vt__tnet_forward(net, x, 0))) break;
         int nb = cnt - n0 < B ? cnt - n0 : B;
-        for (int h = 0; h < H; h++) {
+        for (int h = 0; hit && h < H; h++) {
             const tn_node *hn = &net->nodes[m->head[h]];
             int k = hn->c;
             for (int j = 0; j < nb; j++) {
@@ -273,37 +342,54 @@ static int evaluate(tmodel *m, const tdata *d, const int *items, int cnt, int si
                 hit[h] += am == y;
             }
         }
-        if (emb)
-            for (int j = 0; j < nb; j++) {
-                const float *e0 = net->nodes[m->emb].y + (size_t)j * D;
-                double s = 0;
-                for (int k = 0; k < D; k++) s += (double)e0[k] * e0[k];
-                float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-                for (int k = 0; k < D; k++) emb[(size_t)(n0 + j) * D + k] = e0[k] * inv;
-            }
+        for (int j = 0; vec && j < nb; j++) mix_row(m, d, mix, j, vec + (size_t)(n0 + j) * D);
     }
+    free(x);
+    return rc;
+}
+
+/* Accuracy per head of the query items and retrieval precision@10: each query item looks for its
+ * 10 nearest (cosine of the mix_row vectors) among the catalog items (cat == NULL: the queries
+ * themselves), itself excluded; a hit shares its articleType (the first label when there is no
+ * such column), and for p10_pair also its baseColour. */
+static int evaluate(tmodel *m, const tdata *d, const tx_mix *mix, const int *items, int cnt, const int *cat, int ncat,
+                    int size, vt_pool *pool, int want_p10, teval *out) {
+    int H = d->nheads, D = mix_dim(m, d, mix);
+    for (int h = 0; h < TD_MAX_HEADS; h++) out->acc[h] = -1;
+    out->p10 = out->p10_pair = -1;
+    if (cnt <= 0) return 0;
+    if (!cat) cat = items, ncat = cnt;
+    float *emb = want_p10 ? malloc((size_t)cnt * D * sizeof(float)) : NULL;
+    float *cemb = want_p10 && cat != items ? malloc((size_t)ncat * D * sizeof(float)) : emb;
+    if (want_p10 && (!emb || !cemb)) {
+        if (cemb != emb) free(cemb);
+        free(emb);
+        return vt__err(VT_ENOMEM, "out of memory");
+    }
+    long hit[TD_MAX_HEADS] = {0}, tot[TD_MAX_HEADS] = {0};
+    int rc = run_items(m, d, mix, items, cnt, size, pool, emb, hit, tot);
+    if (!rc && cemb != emb) rc = run_items(m, d, mix, cat, ncat, size, pool, cemb, NULL, NULL);
     for (int h = 0; h < H && !rc; h++) out->acc[h] = tot[h] ? (double)hit[h] / tot[h] : -1;
-    if (!rc && emb && cnt > 1) {
-        int K = cnt - 1 < 10 ? cnt - 1 : 10;
+    if (!rc && emb && ncat > 1) {
+        int K = ncat - 1 < 10 ? ncat - 1 : 10;
         int ha = find_head(d, "articleType"), hc = find_head(d, "baseColour");
         if (ha < 0) ha = 0;
-        float *sim = malloc((size_t)cnt * sizeof(float));
+        float *sim = malloc((size_t)ncat * sizeof(float));
         int *top = malloc((size_t)K * sizeof(int));
         long h1 = 0, h2 = 0, q = 0;
         for (int i = 0; sim && top && i < cnt; i++) {
             int li = d->labels[(size_t)items[i] * H + ha];
             if (li < 0) continue;
             const float *ei = emb + (size_t)i * D;
-            for (int j = 0; j < cnt; j++) {
-                const float *ej = emb + (size_t)j * D;
+            for (int j = 0; j < ncat; j++) {
+                const float *ej = cemb + (size_t)j * D;
                 float s = 0;
                 for (int k = 0; k < D; k++) s += ei[k] * ej[k];
-                sim[j] = s;
+                sim[j] = cat[j] == items[i] ? -INFINITY : s;
             }
-            sim[i] = -INFINITY;
             int nt = 0; /* top K by insertion (K is small) */
-            for (int j = 0; j < cnt; j++) {
-                if (j == i) continue;
+            for (int j = 0; j < ncat; j++) {
+                if (cat[j] == items[i]) continue;
                 if (nt < K || sim[j] > sim[top[nt - 1]]) {
                     int p = nt < K ? nt++ : K - 1;
                     while (p > 0 && sim[top[p - 1]] < sim[j]) top[p] = top[p - 1], p--;
@@ -312,7 +398,7 @@ static int evaluate(tmodel *m, const tdata *d, const int *items, int cnt, int si
             }
             q++;
             for (int t = 0; t < nt; t++) {
-                int j = items[top[t]];
+                int j = cat[top[t]];
                 int same = d->labels[(size_t)j * H + ha] == li;
                 h1 += same;
                 if (hc >= 0 && same) {
@@ -328,7 +414,8 @@ static int evaluate(tmodel *m, const tdata *d, const int *items, int cnt, int si
         }
         free(sim), free(top);
     }
-    free(x), free(emb);
+    if (cemb != emb) free(cemb);
+    free(emb);
     return rc;
 }
 
@@ -482,7 +569,8 @@ static int check_opts(const vt_train_opts *o) {
     return 0;
 }
 
-static int export_model(tmodel *m, const tdata *d, const vt_train_opts *o, const teval *ev, int epochs_done) {
+static int export_model(tmodel *m, const tdata *d, const vt_train_opts *o, const tx_mix *mix, const teval *ev,
+                        const teval *eh, int epochs_done) {
     const char *keys[32], *vals[32];
     char *own[32];
     int nm = 0, no = 0, rc = 0;
@@ -497,8 +585,8 @@ static int export_model(tmodel *m, const tdata *d, const vt_train_opts *o, const
     snprintf(arch_s, sizeof arch_s, "resnet width=%d depth=%d embed=%d", o->width, o->depth, o->embed_dim);
     snprintf(trained_s, sizeof trained_s,
              "{\"items\":%d,\"epochs\":%d,\"batch\":%d,\"seed\":%llu,\"src_aspect\":%.4g,\"val_p10\":%.4f,"
-             "\"val_p10_pair\":%.4f}", d->n, epochs_done, o->batch, (unsigned long long)o->seed, o->src_aspect, ev->p10,
-             ev->p10_pair);
+             "\"val_p10_pair\":%.4f,\"heldout_p10\":%.4f,\"heldout_p10_pair\":%.4f}", d->n, epochs_done, o->batch,
+             (unsigned long long)o->seed, o->src_aspect, ev->p10, ev->p10_pair, eh->p10, eh->p10_pair);
     keys[nm] = "vitrine.input_size", vals[nm++] = size_s;
     keys[nm] = "vitrine.mean", vals[nm++] = mean_s;
     keys[nm] = "vitrine.std", vals[nm++] = std_s;
@@ -509,6 +597,7 @@ static int export_model(tmodel *m, const tdata *d, const vt_train_opts *o, const
     keys[nm] = "vitrine.heads", vals[nm++] = heads_s;
     keys[nm] = "vitrine.arch", vals[nm++] = arch_s;
     keys[nm] = "vitrine.trained", vals[nm++] = trained_s;
+    if (mix->mixed) keys[nm] = "vitrine.embedding_mix", vals[nm++] = o->embed_mix;
     tx_head hx[TD_MAX_HEADS];
     char hn[TD_MAX_HEADS][80], hk[TD_MAX_HEADS][96];
     for (int h = 0; h < d->nheads && !rc; h++) {
@@ -527,7 +616,7 @@ static int export_model(tmodel *m, const tdata *d, const vt_train_opts *o, const
         hx[h].name = hn[h];
         hx[h].node = m->head[h];
     }
-    if (!rc) rc = vt__train_export_onnx(m->net, m->emb, !o->raw_embedding, d->nheads, hx, nm, keys, vals, o->out);
+    if (!rc) rc = vt__train_export_onnx(m->net, m->emb, !o->raw_embedding, mix, d->nheads, hx, nm, keys, vals, o->out);
     for (int i = 0; i < no; i++) free(own[i]);
     return rc;
 }
@@ -605,6 +694,12 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
     }
     if (ntrain < 2) {
         rc = vt__err(VT_EEMPTY, "train: only %d training items", ntrain);
+        goto done;
+    }
+    tx_mix mix;
+    if ((rc = vt__train_parse_mix(o->embed_mix, d.nheads, d.head, &mix))) goto done;
+    if (mix.mixed && o->raw_embedding) {
+        rc = vt__err(VT_EINVAL, "train: --embed-mix and --raw-embedding cannot be combined");
         goto done;
     }
     int batch = o->batch < ntrain ? o->batch : ntrain;
@@ -730,7 +825,7 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
         img_s_sum += ips;
         epochs_run++;
         for (int h = 0; h < H; h++) last_train_acc[h] = tot[h] ? (double)hit[h] / tot[h] : -1;
-        if ((rc = evaluate(&m, &d, val_items, nval, o->size, pool, 1, &ev))) break;
+        if ((rc = evaluate(&m, &d, &mix, val_items, nval, NULL, 0, o->size, pool, 1, &ev))) break;
         if (ckpt && (rc = save_ckpt(m.net, ckpt, cfg, epoch, step))) break;
         if (o->on_epoch) {
             vt_train_epoch e = {epoch, o->epochs, H, (const char *const *)d.head, loss_sum / steps, last_train_acc, ev.acc,
@@ -745,10 +840,21 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
     epoch--;
     if (!rc && o->eval_train) {
         teval et;
-        if (!(rc = evaluate(&m, &d, train_items, ntrain, o->size, pool, 0, &et)))
+        if (!(rc = evaluate(&m, &d, &mix, train_items, ntrain, NULL, 0, o->size, pool, 0, &et)))
             for (int h = 0; h < H; h++) last_train_acc[h] = et.acc[h];
     }
-    if (!rc && o->out) rc = export_model(&m, &d, o, &ev, epoch);
+    if (!rc && !epochs_run) /* a finished checkpoint re-exported: measure what is exported */
+        rc = evaluate(&m, &d, &mix, val_items, nval, NULL, 0, o->size, pool, 1, &ev);
+    teval eh; /* held-out items querying the whole catalog */
+    eh.p10 = eh.p10_pair = -1;
+    if (!rc && nval > 0) {
+        int *all = malloc((size_t)n * sizeof(int));
+        if (!all) rc = vt__err(VT_ENOMEM, "out of memory");
+        for (int i = 0; all && i < n; i++) all[i] = i;
+        if (all) rc = evaluate(&m, &d, &mix, val_items, nval, all, n, o->size, pool, 1, &eh);
+        free(all);
+    }
+    if (!rc && o->out) rc = export_model(&m, &d, o, &mix, &ev, &eh, epoch);
     if (!rc && res) {
         res->nheads = H;
         for (int h = 0; h < H; h++) {
@@ -759,6 +865,7 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
         res->items = n, res->train_items = ntrain, res->val_items = nval;
         res->epochs_done = epoch;
         res->val_p10 = ev.p10, res->val_p10_pair = ev.p10_pair;
+        res->heldout_p10 = eh.p10, res->heldout_p10_pair = eh.p10_pair;
         res->images_per_s = epochs_run ? img_s_sum / epochs_run : 0;
         res->params = (int64_t)vt__tnet_param_count(m.net);
         res->weights_hash = weights_hash(m.net);
