@@ -1,5 +1,6 @@
-/* test_index.c: unit tests of the similarity index: kernels vs a naive reference, HNSW recall,
- * filters, deletes, persistence and corruption, determinism, batching, concurrency. */
+/* test_index.c: unit tests of the similarity index: kernels vs a naive reference, the flat int8
+ * scan bit for bit against a naive reimplementation, HNSW recall, filters, deletes, persistence
+ * and corruption, determinism, batching, concurrency. */
 #include "testutil.h"
 #include "index/index_internal.h"
 #include <math.h>
@@ -203,6 +204,269 @@ static void test_exact_matches_reference(void **state) {
     assert_int_equal(vt_index_force_isa("auto"), VT_OK);
 }
 
+/* ---- the flat int8 scan, exactly. A naive reimplementation of the documented int8 semantics
+ * (docs/index.md): vectors padded to a multiple of 64, normalised for cosine, quantised with a
+ * per-vector max-abs scale; rows ranked by the int8 distance computed in the same float
+ * operations as the library; the best 2k + 8 re-scored with the float query. Ids and scores must
+ * match bit for bit: any shortcut in the scan (skipped rows, partial sums, a wrong prefetch or
+ * tail) would show. */
+typedef struct {
+    int d, dpad;
+    size_t n;
+    int8_t *codes; /* n * dpad */
+    float *scale, *sq;
+} ref_i8;
+
+static float ref_sqnorm(const float *v, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
+    return (float)s;
+}
+
+/* v (d floats) -> out (dpad floats, zero padded), normalised for cosine as the index does. */
+static void ref_pad(const float *v, int d, int dpad, vt_metric m, float *out) {
+    memcpy(out, v, (size_t)d * sizeof *out);
+    memset(out + d, 0, (size_t)(dpad - d) * sizeof *out);
+    if (m == VT_METRIC_COSINE) {
+        float nn = sqrtf(ref_sqnorm(out, d));
+        if (nn > 0) {
+            float inv = 1.0f / nn;
+            for (int i = 0; i < d; i++) out[i] *= inv;
+        }
+    }
+}
+
+/* Per-vector int8 quantisation; returns the scale, *sq the squared norm of the dequantised vector. */
+static float ref_quant(const float *v, int dpad, int8_t *out, float *sq) {
+    float mx = 0;
+    for (int i = 0; i < dpad; i++) mx = fmaxf(mx, fabsf(v[i]));
+    float scale = mx > 0 ? mx / 127.0f : 1.0f, inv = mx > 0 ? 127.0f / mx : 0.0f;
+    int64_t s = 0;
+    for (int i = 0; i < dpad; i++) {
+        long q = lrintf(v[i] * inv);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        out[i] = (int8_t)q;
+        s += q * q;
+    }
+    *sq = (float)((double)s * scale * scale);
+    return scale;
+}
+
+static void ref_i8_build(ref_i8 *R, const float *data, size_t n, int d, vt_metric m) {
+    R->d = d;
+    R->dpad = (d + 63) / 64 * 64;
+    R->n = n;
+    R->codes = malloc(n * (size_t)R->dpad);
+    R->scale = malloc(n * sizeof *R->scale);
+    R->sq = malloc(n * sizeof *R->sq);
+    float *buf = malloc((size_t)R->dpad * sizeof *buf);
+    for (size_t i = 0; i < n; i++) {
+        ref_pad(data + i * (size_t)d, d, R->dpad, m, buf);
+        R->scale[i] = ref_quant(buf, R->dpad, R->codes + i * (size_t)R->dpad, &R->sq[i]);
+    }
+    free(buf);
+}
+
+static void ref_i8_free(ref_i8 *R) {
+    free(R->codes);
+    free(R->scale);
+    free(R->sq);
+}
+
+static int cmp_ref_cand(const void *a, const void *b) {
+    const vt__cand *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The answer of an exact flat int8 search for query v over the rows that are not removed and
+ * whose label the filter admits, re-ranked with kernel set K's float x int8 dot product (the
+ * one the library re-ranks with). Returns 0 if two rows tie at the edge of the 2k + 8
+ * candidates (then the candidate set, hence the answer, depends on visiting order). */
+static int ref_i8_search(const ref_i8 *R, const vt__kernels *K, vt_metric m, const float *v, int k,
+                         const int64_t *labels, const vt_bitset *f, const uint8_t *removed, int64_t *out_labels,
+                         float *out_scores) {
+    int dpad = R->dpad, kk = 2 * k + 8;
+    float *fq = malloc((size_t)dpad * sizeof *fq);
+    int8_t *qc = malloc((size_t)dpad);
+    ref_pad(v, R->d, dpad, m, fq);
+    float fsq = ref_sqnorm(fq, dpad), qsq;
+    float qs = ref_quant(fq, dpad, qc, &qsq);
+    vt__cand *c = malloc(R->n * sizeof *c);
+    size_t nc = 0;
+    for (size_t i = 0; i < R->n; i++) {
+        if ((removed && removed[i]) || (f && !vt_bitset_test(f, (size_t)labels[i]))) continue;
+        const int8_t *x = R->codes + i * (size_t)dpad;
+        int32_t raw = 0;
+        for (int j = 0; j < dpad; j++) raw += (int32_t)qc[j] * x[j];
+        float dot = qs * R->scale[i] * (float)raw;
+        c[nc].d = m == VT_METRIC_L2 ? qsq + R->sq[i] - 2 * dot : -dot;
+        c[nc].id = (uint32_t)i;
+        nc++;
+    }
+    qsort(c, nc, sizeof *c, cmp_ref_cand);
+    int unambiguous = !(nc > (size_t)kk && c[kk - 1].d == c[kk].d);
+    size_t nk = VT_MIN(nc, (size_t)kk);
+    for (size_t i = 0; i < nk; i++) {
+        float dot = R->scale[c[i].id] * K->dot_f32_i8(fq, R->codes + c[i].id * (size_t)dpad, (size_t)dpad);
+        c[i].d = m == VT_METRIC_L2 ? fsq + R->sq[c[i].id] - 2 * dot : -dot;
+    }
+    qsort(c, nk, sizeof *c, cmp_ref_cand);
+    for (int i = 0; i < k; i++) {
+        out_labels[i] = (size_t)i < nk ? labels[c[i].id] : -1;
+        out_scores[i] = (size_t)i < nk ? (m == VT_METRIC_L2 ? c[i].d : -c[i].d) : NAN;
+    }
+    free(fq);
+    free(qc);
+    free(c);
+    return unambiguous;
+}
+
+/* Rows and queries that defeat any shortcut ranking rows by a partial sum over the first half of
+ * the dimensions: each query's 20 true neighbours have a small first half pointing away from
+ * the query's and a second half close to it; 180 decoys per query have a first half matching
+ * the query's (3x stronger) and a random second half; the other rows are random. */
+static void crafted(size_t n, int d, int nq, uint64_t seed, float **data, float **queries) {
+    vt_rng r;
+    vt_rng_seed(&r, seed);
+    float *x = random_vecs(n, d, seed + 1), *q = malloc((size_t)nq * (size_t)d * sizeof *q);
+    int h = d / 2;
+    assert_true(n >= (size_t)nq * 200);
+    for (int t = 0; t < nq; t++) {
+        float *qt = q + (size_t)t * (size_t)d;
+        for (int j = 0; j < d; j++) qt[j] = j < h ? 0.3f * gauss(&r) : gauss(&r);
+        for (int i = 0; i < 200; i++) {
+            float *row = x + ((size_t)t * 200 + (size_t)i) * (size_t)d;
+            for (int j = 0; j < d; j++)
+                row[j] = i < 20 ? (j < h ? -qt[j] + 0.05f * gauss(&r) : qt[j] + 0.8f * gauss(&r))
+                                : (j < h ? 3 * qt[j] + 0.05f * gauss(&r) : gauss(&r));
+        }
+    }
+    /* spread the planted rows over the whole index (a row order that hides nothing) */
+    float *tmp = malloc((size_t)d * sizeof *tmp);
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)vt_rng_below(&r, i + 1);
+        memcpy(tmp, x + i * (size_t)d, (size_t)d * sizeof *tmp);
+        memcpy(x + i * (size_t)d, x + j * (size_t)d, (size_t)d * sizeof *tmp);
+        memcpy(x + j * (size_t)d, tmp, (size_t)d * sizeof *tmp);
+    }
+    free(tmp);
+    *data = x;
+    *queries = q;
+}
+
+/* Checks one index's single and batched answers for every query against ref_i8_search;
+ * counts the queries skipped for a tie at the candidate edge in *ties. */
+static void check_i8_exact(const vt_index *x, const ref_i8 *R, vt_metric m, const float *qs, int nq, int k,
+                           const int64_t *labels, const vt_bitset *f, const uint8_t *removed, const char *what,
+                           int *ties, int *checked) {
+    const vt__kernels *K = vt__kernels_get();
+    int64_t *bl = malloc((size_t)nq * (size_t)k * sizeof *bl);
+    float *bs = malloc((size_t)nq * (size_t)k * sizeof *bs);
+    vt_search_opts so = {.filter = f, .threads = 2};
+    assert_int_equal(vt_index_search_batch(x, qs, (size_t)nq, k, &so, bl, bs), VT_OK);
+    int64_t want_l[16], got_l[16];
+    float want_s[16], got_s[16];
+    for (int qi = 0; qi < nq; qi++) {
+        const float *v = qs + (size_t)qi * (size_t)R->d;
+        if (!ref_i8_search(R, K, m, v, k, labels, f, removed, want_l, want_s)) {
+            (*ties)++;
+            continue;
+        }
+        (*checked)++;
+        int found = -1;
+        assert_int_equal(vt_index_search(x, v, k, &so, got_l, got_s, &found), VT_OK);
+        for (int pass = 0; pass < 2; pass++) {
+            const int64_t *gl = pass ? bl + (size_t)qi * (size_t)k : got_l;
+            const float *gs = pass ? bs + (size_t)qi * (size_t)k : got_s;
+            for (int i = 0; i < k; i++)
+                if (gl[i] != want_l[i] || memcmp(&gs[i], &want_s[i], sizeof gs[i])) {
+                    print_error("%s, %s kernels, metric %d, %s, query %d rank %d: label %lld score %.9g, "
+                                "reference label %lld score %.9g\n",
+                                what, K->name, (int)m, pass ? "batch" : "single", qi, i, (long long)gl[i],
+                                (double)gs[i], (long long)want_l[i], (double)want_s[i]);
+                    fail();
+                }
+        }
+    }
+    free(bl);
+    free(bs);
+}
+
+static void test_i8_scan_exact(void **state) {
+    (void)state;
+    const char *isas[] = {"portable", "avx2", "avx512"};
+    const char *sets[] = {"random", "clustered", "crafted"};
+    const int k = 10, nq = 10;
+    const size_t n = VT_ASAN ? 2001 : 2999; /* odd: the scan's one-row tail runs */
+    int ties = 0, checked = 0, isa_ok[3];
+    for (int ii = 0; ii < 3; ii++) isa_ok[ii] = vt_index_force_isa(isas[ii]) == VT_OK;
+    vt_index_force_isa("auto");
+    for (int ds = 0; ds < 3; ds++) {
+        int d = ds == 1 ? 200 : 512; /* stride 264 (padded to 256) and 520 */
+        float *data, *qs;
+        if (ds == 0) {
+            data = random_vecs(n, d, 300);
+            qs = random_vecs((size_t)nq, d, 301);
+        } else if (ds == 1) {
+            float *all = clustered(n + (size_t)nq, d, 40, 0.3f, 302); /* tight: near ties */
+            data = all;
+            qs = malloc((size_t)nq * (size_t)d * sizeof *qs);
+            memcpy(qs, all + n * (size_t)d, (size_t)nq * (size_t)d * sizeof *qs);
+        } else {
+            crafted(n, d, nq, 303, &data, &qs);
+        }
+        int64_t *lab = malloc(n * sizeof *lab);
+        for (size_t i = 0; i < n; i++) lab[i] = (int64_t)(3 * i + 7);
+        vt_bitset *f50, *f5;
+        assert_int_equal(vt_bitset_create(3 * n + 8, &f50), VT_OK);
+        assert_int_equal(vt_bitset_create(3 * n + 8, &f5), VT_OK);
+        vt_rng r;
+        vt_rng_seed(&r, 304 + (uint64_t)ds);
+        for (size_t i = 0; i < n; i++) {
+            double u = vt_rng_uniform(&r);
+            if (u < 0.5) vt_bitset_set(f50, (size_t)lab[i]);
+            if (u < 0.05) vt_bitset_set(f5, (size_t)lab[i]); /* below 1/8: the sparse path */
+        }
+        uint8_t *removed = calloc(n, 1);
+        for (size_t i = 0; i < n; i++) removed[i] = vt_rng_uniform(&r) < 0.3;
+        for (int m = 0; m < 3; m++) {
+            ref_i8 R;
+            ref_i8_build(&R, data, n, d, (vt_metric)m);
+            vt_index *x = make(VT_INDEX_FLAT, VT_STORE_I8, (vt_metric)m, d);
+            assert_int_equal(vt_index_add(x, data, n, lab), VT_OK);
+            for (int phase = 0; phase < 2; phase++) {
+                if (phase == 1) /* then the same with 30 % of the rows deleted */
+                    for (size_t i = 0; i < n; i++)
+                        if (removed[i]) assert_int_equal(vt_index_remove(x, lab[i]), VT_OK);
+                const uint8_t *rm = phase ? removed : NULL;
+                for (int ii = 0; ii < 3; ii++) {
+                    if (!isa_ok[ii]) continue;
+                    assert_int_equal(vt_index_force_isa(isas[ii]), VT_OK);
+                    char what[64];
+                    snprintf(what, sizeof what, "%s%s", sets[ds], phase ? " with deletes" : "");
+                    check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, NULL, rm, what, &ties, &checked);
+                    check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, f50, rm, what, &ties, &checked);
+                    check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, f5, rm, what, &ties, &checked);
+                }
+            }
+            vt_index_force_isa("auto");
+            vt_index_free(x);
+            ref_i8_free(&R);
+        }
+        free(removed);
+        vt_bitset_free(f50);
+        vt_bitset_free(f5);
+        free(lab);
+        free(data);
+        free(qs);
+    }
+    print_message("  int8 flat scan: %d answers identical to the reference, %d skipped for a tie at the "
+                  "candidate edge; kernels:%s%s%s\n", checked, ties, isa_ok[0] ? " portable" : "",
+                  isa_ok[1] ? " avx2" : "", isa_ok[2] ? " avx512" : " (avx512 not supported here)");
+    assert_true(ties * 50 <= checked);
+    assert_int_equal(vt_index_force_isa("auto"), VT_OK);
+}
+
 /* The kernels of every supported set agree with the portable ones on raw inputs, including
  * int8 extremes (-127..127) that would saturate a careless maddubs. */
 static void test_kernels_agree(void **state) {
@@ -237,9 +501,41 @@ static void test_kernels_agree(void **state) {
         memcpy(rows, ib, 256);
         memcpy(rows + 256, ia, 256);
         memcpy(rows + 512, ib, 256);
-        k->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, o1);
-        p->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, o2);
+        k->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, 0, o1);
+        p->scan_i8(ia, (const uint8_t *)rows, 256, 3, d, 0, o2);
         for (int i = 0; i < 3; i++) assert_int_equal(o1[i], o2[i]);
+        /* the scans at the index's strides, odd and even row counts, with and without prefetching
+         * (which may reach past the buffer: harmless, and ASan must not object) */
+        size_t dims[] = {64, 256, 512}, counts[] = {1, 2, 3, 7, 8, 37};
+        for (size_t di = 0; di < 3; di++)
+            for (size_t ci = 0; ci < 6; ci++)
+                for (size_t extra = 8; extra <= 8 + 136; extra += 136) { /* flat, and HNSW M=16 links */
+                    size_t dd = dims[di], nr = counts[ci], stride = dd + extra;
+                    uint8_t *buf = malloc(nr * stride);
+                    int8_t *qq = malloc(dd);
+                    for (size_t i = 0; i < nr * stride; i++) buf[i] = (uint8_t)((int)vt_rng_below(&r, 255) - 127);
+                    for (size_t i = 0; i < dd; i++) qq[i] = (int8_t)((int)vt_rng_below(&r, 255) - 127);
+                    int32_t want[37], got[37];
+                    p->scan_i8(qq, buf, stride, nr, dd, 0, want);
+                    for (size_t ahead = 0; ahead <= 4096; ahead += 4096) {
+                        k->scan_i8(qq, buf, stride, nr, dd, ahead, got);
+                        assert_memory_equal(got, want, nr * sizeof *got);
+                    }
+                    free(buf);
+                    free(qq);
+                }
+        /* the f16 scan, with and without prefetching: the same as one row at a time */
+        uint16_t hrows[5 * 264];
+        float fo[5], fo2[5];
+        for (size_t i = 0; i < 5 * 264; i++) hrows[i] = vt__f32_to_f16(gauss(&r));
+        for (int l2 = 0; l2 < 2; l2++)
+            for (size_t ahead = 0; ahead <= 4096; ahead += 4096) {
+                k->scan_f16(a, (const uint8_t *)hrows, 264 * 2, 5, d, l2, ahead, fo);
+                for (int i = 0; i < 5; i++) {
+                    fo2[i] = l2 ? k->l2_f16(a, hrows + i * 264, d) : k->dot_f16(a, hrows + i * 264, d);
+                    assert_true(fo[i] == fo2[i]);
+                }
+            }
     }
     vt_index_force_isa("auto");
     /* half conversions: exact on representable values, round to nearest even */
@@ -718,6 +1014,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_exact_matches_reference),
+        cmocka_unit_test(test_i8_scan_exact),
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_hnsw_recall),
         cmocka_unit_test(test_filters),

@@ -8,7 +8,10 @@
 
 /* ---- SIMD kernels (kernels.c, kernels_avx2.c, kernels_avx512.c)
  * All vectors are padded with zeros to the padded dimension `d` (a multiple of 16 for float
- * data, 64 for int8), so kernels need no tail handling. Scans read `n` rows at base + r*stride. */
+ * data, 64 for int8), so kernels need no tail handling. Scans read `n` rows at base + r*stride;
+ * the f16 and int8 scans also prefetch the bytes `ahead` bytes past each row they read (0: no
+ * prefetching; the prefetches may reach past the last row, which is harmless: they never
+ * fault). The portable and AVX-512 sets ignore `ahead`. */
 typedef struct vt__kernels {
     const char *name;
     float (*dot_f32)(const float *a, const float *b, size_t d);
@@ -17,8 +20,9 @@ typedef struct vt__kernels {
     float (*l2_f16)(const float *q, const uint16_t *x, size_t d);
     int32_t (*dot_i8)(const int8_t *a, const int8_t *b, size_t d);
     void (*scan_f32)(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, float *out);
-    void (*scan_f16)(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, float *out);
-    void (*scan_i8)(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, int32_t *out);
+    void (*scan_f16)(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, size_t ahead,
+                     float *out);
+    void (*scan_i8)(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, size_t ahead, int32_t *out);
     void (*f16_to_f32)(const uint16_t *in, float *out, size_t d); /* d multiple of 16 */
     float (*dot_f32_i8)(const float *q, const int8_t *x, size_t d);  /* d multiple of 64 */
 } vt__kernels;

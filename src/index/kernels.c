@@ -81,13 +81,17 @@ static void p_scan_f32(const float *q, const uint8_t *base, size_t stride, size_
         out[r] = l2 ? p_l2_f32(q, x, d) : p_dot_f32(q, x, d);
     }
 }
-static void p_scan_f16(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, float *out) {
+static void p_scan_f16(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, size_t ahead,
+                       float *out) {
+    (void)ahead;
     for (size_t r = 0; r < n; r++) {
         const uint16_t *x = (const uint16_t *)(base + r * stride);
         out[r] = l2 ? p_l2_f16(q, x, d) : p_dot_f16(q, x, d);
     }
 }
-static void p_scan_i8(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, int32_t *out) {
+static void p_scan_i8(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, size_t ahead,
+                      int32_t *out) {
+    (void)ahead;
     for (size_t r = 0; r < n; r++) out[r] = p_dot_i8(q, (const int8_t *)(base + r * stride), d);
 }
 

@@ -84,24 +84,38 @@ static float k_dot_f16(const float *q, const uint16_t *x, size_t d) { return dot
 static float k_l2_f16(const float *q, const uint16_t *x, size_t d) { return l2_f16(q, x, d); }
 static int32_t k_dot_i8(const int8_t *a, const int8_t *b, size_t d) { return dot_i8(a, b, d); }
 
+/* Prefetches one line per 64 bytes of [p, p + len); calls on adjacent ranges cover every line of
+ * their union. */
+static inline void prefetch_range(const uint8_t *p, size_t len) {
+    for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
 static void k_scan_f32(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, float *out) {
     if (l2)
         for (size_t r = 0; r < n; r++) out[r] = l2_f32(q, (const float *)(base + r * stride), d);
     else
         for (size_t r = 0; r < n; r++) out[r] = dot_f32(q, (const float *)(base + r * stride), d);
 }
-static void k_scan_f16(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, float *out) {
-    if (l2)
-        for (size_t r = 0; r < n; r++) out[r] = l2_f16(q, (const uint16_t *)(base + r * stride), d);
-    else
-        for (size_t r = 0; r < n; r++) out[r] = dot_f16(q, (const uint16_t *)(base + r * stride), d);
+/* Dot products (or squared L2 distances) of q with n f16 rows, prefetching `ahead` bytes ahead. */
+static void k_scan_f16(const float *q, const uint8_t *base, size_t stride, size_t n, size_t d, int l2, size_t ahead,
+                       float *out) {
+    for (size_t r = 0; r < n; r++) {
+        const uint16_t *x = (const uint16_t *)(base + r * stride);
+        if (ahead) prefetch_range((const uint8_t *)x + ahead, stride);
+        out[r] = l2 ? l2_f16(q, x, d) : dot_f16(q, x, d);
+    }
 }
-/* The query's |q| and sign pattern are reused for every row. */
-static void k_scan_i8(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, int32_t *out) {
+/* Raw int8 dot products of q with n rows at base + r*stride (d a multiple of 64), prefetching
+ * `ahead` bytes ahead (0: not). Two rows per pass share the query loads and |q|. Four rows per
+ * pass, with |q| computed once per query or the four sums reduced together, measured no faster
+ * (bench/index/RESULTS.md): with the prefetch, the scan runs at about memory speed. */
+static void k_scan_i8(const int8_t *q, const uint8_t *base, size_t stride, size_t n, size_t d, size_t ahead,
+                      int32_t *out) {
     const __m256i ones = _mm256_set1_epi16(1);
     size_t r = 0;
-    for (; r + 2 <= n; r += 2) { /* two rows per pass share the query loads */
+    for (; r + 2 <= n; r += 2) {
         const int8_t *x0 = (const int8_t *)(base + r * stride), *x1 = (const int8_t *)(base + (r + 1) * stride);
+        if (ahead) prefetch_range((const uint8_t *)x0 + ahead, 2 * stride);
         __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
         for (size_t i = 0; i < d; i += 32) {
             __m256i qa = _mm256_loadu_si256((const __m256i *)(q + i));
