@@ -590,6 +590,7 @@ typedef struct vt_engine_opts {
     int index_kind;         /* VT_INDEX_FLAT / VT_INDEX_HNSW, or -1: exact up to 20,000 items,
                                HNSW above */
     vt_index_store index_store; /* vector storage in the index (default f32) */
+    int ef;                 /* HNSW search breadth for every query (0: the index default, 64) */
     int threads;            /* for the model and the index build (0: all CPUs) */
     const char *index_cache; /* path prefix (e.g. the store's file) under which the built index
                                is saved and reloaded while the store's embeddings for the model

@@ -25,4 +25,24 @@ wait $pid
 stop=$?
 pid=
 [ $stop -eq 0 ] && echo "ok   clean stop on SIGTERM" || { echo "FAIL: exit $stop after SIGTERM"; rc=1; }
+# search settings: bad values are usage errors; good ones serve the same API
+"$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --ef 0 >/dev/null 2>&1
+[ $? -eq 2 ] && echo "ok   --ef 0 refused" || { echo "FAIL: --ef 0 not refused with exit 2"; rc=1; }
+"$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --index-store f64 >/dev/null 2>&1
+[ $? -eq 2 ] && echo "ok   --index-store f64 refused" || { echo "FAIL: --index-store f64 not refused with exit 2"; rc=1; }
+"$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --port 0 --ef 16 --index-store i8 >"$tmp/serve2.out" 2>"$tmp/serve2.err" &
+pid=$!
+for _ in $(seq 50); do grep -q "serving" "$tmp/serve2.out" && break; sleep 0.1; done
+url=$(sed -n 's/.* on \(http:[^ ]*\)$/\1/p' "$tmp/serve2.out")
+if [ -n "$url" ] && $py -c "
+import json, sys, urllib.request
+sys.argv[1] = sys.argv[1].rstrip('/')
+first = json.load(urllib.request.urlopen(sys.argv[1] + '/api/items'))['items'][0]['id']
+r = json.load(urllib.request.urlopen(sys.argv[1] + '/api/items/%s/similar?k=5' % first))
+sys.exit(0 if len(r['results']) == 5 and all(x['item']['id'] != first for x in r['results']) else 1)" "$url"; then
+    echo "ok   --ef 16 --index-store i8 answers similar items"
+else
+    echo "FAIL: server with --ef 16 --index-store i8"; cat "$tmp/serve2.err"; rc=1
+fi
+kill -TERM $pid; wait $pid; pid=
 exit $rc

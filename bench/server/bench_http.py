@@ -4,8 +4,12 @@ same 50,000-item catalog (clustered unit vectors imported with `vitrine ingest -
 attributes), same request mix (random item ids, k=10), same client settings, one after the other.
 
 Usage: bench_http.py VITRINE_BIN [--n 50000] [--dim 128] [--seconds 15] [--connections 32]
-       [--threads 2] [--work DIR]
+       [--threads 2] [--work DIR] [--serve-args "--ef 32"] [--no-flask]
+
+Also reports vitrine's recall@10 over 300 random items against exact cosine neighbours computed
+with numpy (the query item excluded), so a faster setting shows what it costs in quality.
 """
+import json
 import argparse
 import os
 import re
@@ -85,6 +89,8 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/vitrine-bench-http")
+    ap.add_argument("--serve-args", default="", help="extra arguments for vitrine serve, e.g. '--ef 32'")
+    ap.add_argument("--no-flask", action="store_true", help="measure vitrine only")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -101,13 +107,26 @@ def main():
           f"-d{a.seconds}s, random ids, k=10, server threads {a.threads}", flush=True)
 
     srv = subprocess.Popen([a.vitrine, "serve", "--db", db, "--model-name", "imported", "--port", "18431",
-                            "--threads", str(a.threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            "--threads", str(a.threads)] + a.serve_args.split(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
     try:
         wait_up("http://127.0.0.1:18431/healthz", srv)
         v = run_wrk(18431, a.work, a, "vitrine")
+        X = np.fromfile(f"{a.work}/vecs.f32", dtype="<f4").reshape(a.n, a.dim)
+        rng, hit = np.random.default_rng(3), 0
+        ids = rng.choice(a.n, 300, replace=False)
+        for i in ids:
+            res = json.load(urllib.request.urlopen(f"http://127.0.0.1:18431/api/items/{i}/similar?k=10"))
+            got = {int(r["item"]["id"]) for r in res["results"]}
+            s = X @ X[i]
+            s[i] = -np.inf
+            hit += len(got & set(np.argsort(-s)[:10].tolist()))
+        print(f"  vitrine recall@10 vs exact (300 items): {hit / 3000:.4f}  serve args: '{a.serve_args}'", flush=True)
     finally:
         srv.send_signal(signal.SIGTERM)
         srv.wait()
+    if a.no_flask:
+        return
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
     fl = subprocess.Popen(["/usr/bin/python3", f"{here}/flask_app.py", f"{a.work}/vecs.f32", f"{a.work}/vecs.ids",
                            f"{a.work}/styles.csv", "18432"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

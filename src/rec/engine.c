@@ -15,6 +15,7 @@ struct vt_engine {
     vt_index *index;            /* NULL when the store holds no embeddings for the model */
     int dim;
     int64_t max_label;
+    int ef;                     /* HNSW search breadth (0: the index default) */
     float *vecs;                /* n x dim: the indexed vectors, rows in ascending label order */
     int64_t *labels;            /* n ascending labels */
     size_t n;
@@ -165,6 +166,7 @@ int vt_engine_open(vt_store *store, const vt_engine_opts *o, vt_engine **out) {
     vt_engine *e = calloc(1, sizeof *e);
     if (!e) return vt__err(VT_ENOMEM, "out of memory");
     e->store = store;
+    e->ef = o->ef > 0 ? o->ef : 0;
     pthread_mutex_init(&e->model_mu, NULL);
     int rc = VT_OK;
     if (o->model_path) {
@@ -234,6 +236,7 @@ static int search_vec(vt_engine *e, const float *q, int k, const vt_filter *f, i
     } else {
         vt_search_opts so = {0};
         so.filter = bs;
+        so.ef = e->ef;
         int found = 0;
         rc = vt_index_search(e->index, q, kk, &so, labels, scores, &found);
         for (int i = 0; rc == 0 && i < found && *n < k; i++) {
