@@ -72,4 +72,31 @@ mkdir -p "$T/few"
 for f in $(ls "$DATA/images" | head -3); do ln -s "$DATA/images/$f" "$T/few/$f"; done
 "$VT" embed --model "$T/raw.onnx" --out "$T/few.f32" "$T/few" >"$T/embed.txt" 2>&1 || { cat "$T/embed.txt"; fail "vitrine embed failed on the trained model"; }
 [ "$(stat -c %s "$T/few.f32")" -eq $((3 * 16 * 4)) ] || fail "embed wrote $(stat -c %s "$T/few.f32") bytes, expected 3 x 16 floats"
+# --embed-mix: a bad part is refused before any photo is decoded; a finished checkpoint is re-exported
+# with a mix (no training), same weights, embedding = 16 + articleType classes + baseColour classes
+"$VT" train "${ARGS[@]}" --epochs 2 --embed-mix embedding:1,colour:1 -o "$T/bad.onnx" >"$T/bad.txt" 2>&1
+[ $? -eq 1 ] && grep -q "'colour', which is not a label column" "$T/bad.txt" || { cat "$T/bad.txt"; fail "a mix naming no head should fail with its name"; }
+[ ! -e "$T/bad.onnx" ] || fail "a refused mix still wrote a model"
+"$VT" train "${ARGS[@]}" --epochs 2 --resume "$T/full.onnx.ckpt" --checkpoint "$T/mix.ckpt" \
+    --embed-mix embedding:1,articleType:1,baseColour:0.5 -o "$T/mix.onnx" >"$T/mix.txt" 2>&1 || { cat "$T/mix.txt"; fail "mix re-export failed"; }
+grep -q "^no epoch left to train" "$T/mix.txt" || { cat "$T/mix.txt"; fail "the re-export trained"; }
+grep -q "^held-out P@10 (validation items querying all 120 items): [0-9.]* / [0-9.]*" "$T/mix.txt" || { cat "$T/mix.txt"; fail "no held-out P@10"; }
+[ "$(grep '^weights hash' "$T/mix.txt")" = "$(grep '^weights hash' "$T/full.txt")" ] || fail "the re-export changed the weights"
+if /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
+    /usr/bin/python3 - "$T/mix.onnx" <<'PY' || fail "mixed export: wrong embedding size or metadata"
+import sys, json, onnx
+m = onnx.load(sys.argv[1])
+meta = {p.key: p.value for p in m.metadata_props}
+n = lambda c: len(json.loads(meta['vitrine.labels.' + c]))
+dim = m.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+assert m.graph.output[0].name == 'embedding' and dim == 16 + n('articleType') + n('baseColour'), dim
+assert meta['vitrine.embedding_mix'] == 'embedding:1,articleType:1,baseColour:0.5'
+PY
+    /usr/bin/python3 -c "import numpy as np; np.random.default_rng(4).standard_normal((3, 3, 32, 32)).astype('<f4').tofile('$T/x3.f32')"
+    "$VT" -q model run "$T/mix.onnx" --input "$T/x3.f32" --shape 3,3,32,32 --tensor embedding --output "$T/mix.f32" >/dev/null 2>&1 || fail "the engine cannot run the mixed export"
+    /usr/bin/python3 -c "
+import numpy as np, sys
+e = np.fromfile('$T/mix.f32', dtype='<f4').reshape(3, -1)
+sys.exit(0 if np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5) else 1)" || fail "mixed export: rows are not unit vectors"
+fi
 echo "cli_train: all passed"

@@ -633,6 +633,14 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
     tdata d;
     rc = vt__tdata_load(&d, o->meta, o->images_dir, o->labels, o->min_count, o->limit);
     if (rc) return rc;
+    tx_mix mix; /* checked before the slow decoding of every photo */
+    rc = vt__train_parse_mix(o->embed_mix, d.nheads, d.head, &mix);
+    if (!rc && mix.mixed && o->raw_embedding)
+        rc = vt__err(VT_EINVAL, "train: --embed-mix and --raw-embedding cannot be combined");
+    if (rc) {
+        vt__tdata_free(&d);
+        return rc;
+    }
     int threads = o->threads > 0 ? o->threads : vt_cpu_count();
     rc = vt__tdata_cache(&d, o->size, o->fit, o->src_aspect, threads, o->progress);
     if (rc) {
@@ -694,12 +702,6 @@ int vt_train(const vt_train_opts *o, vt_train_result *res) {
     }
     if (ntrain < 2) {
         rc = vt__err(VT_EEMPTY, "train: only %d training items", ntrain);
-        goto done;
-    }
-    tx_mix mix;
-    if ((rc = vt__train_parse_mix(o->embed_mix, d.nheads, d.head, &mix))) goto done;
-    if (mix.mixed && o->raw_embedding) {
-        rc = vt__err(VT_EINVAL, "train: --embed-mix and --raw-embedding cannot be combined");
         goto done;
     }
     int batch = o->batch < ntrain ? o->batch : ntrain;
