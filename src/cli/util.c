@@ -105,9 +105,10 @@ void cli_free_list(char **list, int n) {
  * machine shared with other busy processes that turns each of oneDNN's per-layer barriers into a
  * wait for a descheduled thread (measured: MobileNetV2 with 2 threads went from 14 ms to 670 ms per
  * image). libgomp reads OMP_WAIT_POLICY only when it starts, so when the user has not chosen one,
- * re-execute this same command line once with OMP_WAIT_POLICY=passive. */
+ * re-execute this same command line once with OMP_WAIT_POLICY=passive (not when the user chose a
+ * policy or a spin count, GOMP_SPINCOUNT). */
 void cli_omp_passive_reexec(void) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("VITRINE_NO_REEXEC")) return;
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("VITRINE_NO_REEXEC")) return;
     FILE *f = fopen("/proc/self/cmdline", "rb");
     if (!f) return;
     static char buf[65536];
