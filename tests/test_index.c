@@ -1,6 +1,7 @@
 /* test_index.c: unit tests of the similarity index: kernels vs a naive reference, the flat int8
  * scan bit for bit against a naive reimplementation, HNSW recall, filters, deletes, persistence
- * and corruption, determinism, batching, concurrency. */
+ * and corruption, row layout and bytes per item, the engine's cached index, determinism,
+ * batching, concurrency. */
 #include "testutil.h"
 #include "index/index_internal.h"
 #include <math.h>
@@ -402,7 +403,7 @@ static void test_i8_scan_exact(void **state) {
     for (int ii = 0; ii < 3; ii++) isa_ok[ii] = vt_index_force_isa(isas[ii]) == VT_OK;
     vt_index_force_isa("auto");
     for (int ds = 0; ds < 3; ds++) {
-        int d = ds == 1 ? 200 : 512; /* stride 264 (padded to 256) and 520 */
+        int d = ds == 1 ? 200 : 512; /* strides 260 or 264 (padded to 256), 516 or 520 (l2) */
         float *data, *qs;
         if (ds == 0) {
             data = random_vecs(n, d, 300);
@@ -759,24 +760,56 @@ static uint8_t *slurp(const char *path, size_t *len) {
     return b;
 }
 
+static size_t pad8(size_t v) { return (v + 7) & ~(size_t)7; }
+
+/* The documented row layout: [links (HNSW): u32 count + 2M ids][code][aux: i8 scale, + squared
+ * norm for l2], no padding; and the file: a 128-byte header, then the sections padded to 8. */
+static void check_layout(const vt_index *x, const char *path) {
+    size_t links = x->o.kind == VT_INDEX_HNSW ? (size_t)(1 + 2 * x->o.M) * 4 : 0;
+    size_t aux = x->o.store != VT_STORE_I8 ? 0 : x->o.metric == VT_METRIC_L2 ? 8 : 4;
+    assert_int_equal(x->link_bytes, links);
+    assert_int_equal(x->aux_bytes, aux);
+    assert_int_equal(x->stride, links + x->code_bytes + aux);
+    assert_int_equal(x->stride % 4, 0);
+    for (uint32_t i = 0; i < x->n && i < 5; i++) { /* links u32, f32 4-byte, f16 2-byte aligned */
+        assert_int_equal((uintptr_t)vt__links0(x, i) % 4, 0);
+        assert_int_equal((uintptr_t)vt__code(x, i) % vt__elem_size(x->o.store), 0);
+    }
+    size_t words = 0;
+    for (size_t i = 0; i < x->n; i++) words += (size_t)x->levels[i] * (size_t)(1 + x->o.M);
+    size_t want = 128 + pad8(x->n * x->stride) + x->n * 8 + (x->n + 63) / 64 * 8 + pad8(x->n) + pad8(words * 4);
+    size_t len;
+    free(slurp(path, &len));
+    assert_int_equal(len, want);
+}
+
+/* Save and load (mapped and from memory) give identical answers, for every kind x storage x
+ * metric, with deletions; the loaded index accepts adds and removes. */
 static void test_save_load(void **state) {
     (void)state;
     int d = 40, k = 10;
-    size_t n = 3000, nq = 50;
+    size_t n = VT_ASAN ? 1500 : 3000, nq = 50;
     float *all = clustered(n + nq, d, 30, 0.8f, 41);
     const float *q = all + n * (size_t)d;
     int64_t *a = malloc(nq * (size_t)k * sizeof *a), *b = malloc(nq * (size_t)k * sizeof *b);
     float *sa = malloc(nq * (size_t)k * sizeof *sa), *sb = malloc(nq * (size_t)k * sizeof *sb);
-    struct { vt_index_kind kind; vt_index_store st; vt_metric m; } cases[] = {
-        {VT_INDEX_HNSW, VT_STORE_F32, VT_METRIC_COSINE}, {VT_INDEX_HNSW, VT_STORE_I8, VT_METRIC_L2},
-        {VT_INDEX_FLAT, VT_STORE_F16, VT_METRIC_DOT},    {VT_INDEX_FLAT, VT_STORE_I8, VT_METRIC_COSINE}};
-    for (int c = 0; c < 4; c++) {
+    struct { vt_index_kind kind; vt_index_store st; vt_metric m; } cases[18];
+    int ncases = 0;
+    for (int kind = 0; kind < 2; kind++)
+        for (int st = 0; st < 3; st++)
+            for (int m = 0; m < 3; m++) {
+                cases[ncases].kind = (vt_index_kind)kind;
+                cases[ncases].st = (vt_index_store)st;
+                cases[ncases++].m = (vt_metric)m;
+            }
+    for (int c = 0; c < ncases; c++) {
         vt_index *x = make(cases[c].kind, cases[c].st, cases[c].m, d);
         assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
         for (int64_t l = 0; l < 100; l += 7) assert_int_equal(vt_index_remove(x, l), VT_OK);
         assert_int_equal(vt_index_search_batch(x, q, nq, k, NULL, a, sa), VT_OK);
         const char *path = tu_path("idx.vti");
         assert_int_equal(vt_index_save(x, path), VT_OK);
+        check_layout(x, path);
         vt_index *y;
         assert_int_equal(vt_index_load(path, &y), VT_OK);
         vt_index_opts oy;
@@ -789,7 +822,16 @@ static void test_save_load(void **state) {
         assert_int_equal(vt_index_search_batch(y, q, nq, k, NULL, b, sb), VT_OK);
         assert_memory_equal(a, b, nq * (size_t)k * sizeof *a);
         assert_memory_equal(sa, sb, nq * (size_t)k * sizeof *sa);
-        /* the loaded (mmap'd) index accepts adds and removes, and saves again identically */
+        /* the loaded (mmap'd) index saves again byte for byte */
+        const char *path2 = tu_path("idx2.vti");
+        assert_int_equal(vt_index_save(y, path2), VT_OK);
+        size_t l1n, l2n;
+        uint8_t *i1 = slurp(path, &l1n), *i2 = slurp(path2, &l2n);
+        assert_int_equal(l1n, l2n);
+        assert_memory_equal(i1, i2, l1n);
+        free(i1);
+        free(i2);
+        /* it accepts adds and removes */
         int64_t lab = 1000000;
         assert_int_equal(vt_index_add(y, q, 1, &lab), VT_OK);
         int64_t l1;
@@ -872,10 +914,34 @@ static void test_corrupt_files(void **state) {
     }
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
     vt_index_free(y);
-    /* a future format version is "unsupported", not "corrupt" */
-    img[8] = 2;
+    /* another format version is "unsupported", not "corrupt", and says what to do: a newer one
+     * needs a newer vitrine, an older one (version 1: rows 8 bytes longer) a rebuild */
+    assert_int_equal(img[8], 2);
+    img[8] = 3;
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_EUNSUPPORTED);
+    assert_non_null(strstr(vt_errmsg(), "newer"));
     img[8] = 1;
+    uint32_t hcrc = vt__crc32c(0, img, 88); /* a well-formed old header, not a damaged one */
+    memcpy(img + 92, &hcrc, 4);
+    assert_int_equal(tu_write(tu_path("v1.vti"), img, len), 0);
+    assert_int_equal(vt_index_load(tu_path("v1.vti"), &y), VT_EUNSUPPORTED);
+    assert_null(y);
+    assert_non_null(strstr(vt_errmsg(), "v1.vti"));
+    assert_non_null(strstr(vt_errmsg(), "version 1"));
+    assert_non_null(strstr(vt_errmsg(), "rebuild the index"));
+    img[8] = 2;
+    hcrc = vt__crc32c(0, img, 88);
+    memcpy(img + 92, &hcrc, 4);
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
+    vt_index_free(y);
+    /* the row size in the header must be the one the other fields imply */
+    uint32_t rb;
+    memcpy(&rb, img + 96, 4);
+    rb += 8;
+    memcpy(img + 96, &rb, 4);
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECORRUPT);
+    rb -= 8;
+    memcpy(img + 96, &rb, 4);
     /* without checksums (as the fuzzer runs), structural checks still refuse bad links */
     vt_index *ok;
     assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_OK);
@@ -889,6 +955,119 @@ static void test_corrupt_files(void **state) {
     assert_int_equal(vt_index_load(tu_path("missing.vti"), &y), VT_ENOENT);
     free(img);
     free(all);
+}
+
+/* ---- bytes per item: an f32 cosine HNSW row is the vector and the level-0 links, nothing
+ * more (no padding, no aux floats), so the file holds fewer bytes per item than hnswlib's. */
+static void test_bytes_per_item(void **state) {
+    (void)state;
+    int d = 512, M = 16;
+    size_t n = VT_ASAN ? 1000 : 4000;
+    float *all = clustered(n, d, 40, 0.8f, 81);
+    vt_index_opts o;
+    vt_index_opts_init(&o);
+    o.kind = VT_INDEX_HNSW;
+    o.dim = d;
+    o.M = M;
+    o.ef_construction = 16; /* the layout does not depend on it; keeps the test quick */
+    vt_index *x;
+    assert_int_equal(vt_index_create(&o, &x), VT_OK);
+    assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+    const char *path = tu_path("bpi.vti");
+    assert_int_equal(vt_index_save(x, path), VT_OK);
+    check_layout(x, path);
+    size_t len;
+    free(slurp(path, &len));
+    size_t words = 0;
+    for (size_t i = 0; i < n; i++) words += (size_t)x->levels[i] * (size_t)(1 + M);
+    size_t links0 = 4 * (1 + 2 * (size_t)M), upper = words * 4, bitmap = (n + 63) / 64 * 8;
+    assert_int_equal(x->stride, 2048 + links0);
+    /* the bound: vector + level-0 links + label + level byte + deleted bit + upper links, plus
+     * the header and at most 7 bytes of padding for each of three sections */
+    assert_true(len <= 128 + n * (2048 + links0 + 8 + 1) + bitmap + upper + 21);
+    /* format version 1 (links padded to 8, 8 aux bytes) stored the same index in 12 more bytes a row */
+    size_t v1 = 128 + n * (136 + 2048 + 8) + n * 8 + bitmap + pad8(n) + pad8(upper);
+    assert_true(len + 12 * n == v1);
+    /* hnswlib's saveIndex for the same graph: a 96-byte header, n rows of links + vector + label,
+     * then per row a u32 size and its upper links, (1 + M) u32 per level */
+    size_t hnswlib = 96 + n * (links0 + 2048 + 8) + n * 4 + upper;
+    assert_true(len < hnswlib);
+    size_t mem = vt_index_memory(x);
+    size_t hash = x->hcap * 12, uptr = n * sizeof(*x->upper);
+    assert_true(mem <= n * (x->stride + 8 + 2) + bitmap + hash + uptr + upper);
+    print_message("  f32 cosine HNSW, d %d, M %d, %zu items: file %.1f bytes/item (version 1: %.1f, hnswlib: %.1f); "
+                  "in memory %.1f = rows %zu + label 8 + level and lock 2 + deleted %.3f + label map %.1f + upper "
+                  "pointer %zu + upper links %.1f\n",
+                  d, M, n, (double)len / (double)n, (double)v1 / (double)n, (double)hnswlib / (double)n,
+                  (double)mem / (double)n, x->stride, (double)bitmap / (double)n, (double)hash / (double)n,
+                  sizeof(*x->upper), (double)upper / (double)n);
+    vt_index_free(x);
+    free(all);
+}
+
+/* ---- the engine's cached index: a file it cannot load (an older format version, a truncated
+ * file) is rebuilt and saved again, never an error */
+static void test_engine_rebuilds_cache(void **state) {
+    (void)state;
+    char db[512], cache[600];
+    snprintf(db, sizeof db, "%s", tu_path("eng.db"));
+    snprintf(cache, sizeof cache, "%s.m.hnsw-f32.vti", db);
+    int d = 16;
+    size_t n = 300;
+    float *v = clustered(n, d, 10, 0.8f, 91);
+    int64_t *labels = malloc(n * sizeof *labels);
+    vt_store *s;
+    assert_int_equal(vt_store_open(db, 0, &s), VT_OK);
+    assert_int_equal(vt_store_begin(s), VT_OK);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "item%zu", i);
+        vt_item it = {.id = id};
+        assert_int_equal(vt_store_put(s, &it, &labels[i]), VT_OK);
+        assert_int_equal(vt_store_put_embedding(s, labels[i], "m", v + i * (size_t)d, d, 0), VT_OK);
+    }
+    assert_int_equal(vt_store_commit(s), VT_OK);
+    assert_int_equal(vt_store_meta_set(s, "embeddings.version.m", "7"), VT_OK);
+    vt_engine_opts eo;
+    vt_engine_opts_init(&eo);
+    eo.model_name = "m";
+    eo.index_kind = VT_INDEX_HNSW;
+    eo.index_store = VT_STORE_F32;
+    eo.threads = 1;
+    eo.index_cache = db;
+    /* 0: built and saved; 1: loaded; 2: an old-version file; 3: a truncated file */
+    for (int round = 0; round < 4; round++) {
+        if (round >= 2) {
+            size_t len;
+            uint8_t *img = slurp(cache, &len);
+            if (round == 2) {
+                img[8] = 1;
+                uint32_t hcrc = vt__crc32c(0, img, 88);
+                memcpy(img + 92, &hcrc, 4);
+            }
+            assert_int_equal(tu_write(cache, img, round == 2 ? len : len / 2), 0);
+            free(img);
+            vt_index *bad = NULL;
+            assert_true(vt_index_load(cache, &bad) < 0);
+        }
+        vt_engine *e;
+        assert_int_equal(vt_engine_open(s, &eo, &e), VT_OK);
+        assert_int_equal(vt_engine_size(e), n);
+        vt_hit hits[5];
+        int nh;
+        assert_int_equal(vt_engine_similar_label(e, labels[0], 5, NULL, hits, &nh), VT_OK);
+        assert_int_equal(nh, 5);
+        assert_true(hits[0].label != labels[0] && hits[0].score > 0.3f);
+        vt_engine_free(e);
+        /* the cache is a current, loadable file again */
+        vt_index *x = NULL;
+        assert_int_equal(vt_index_load(cache, &x), VT_OK);
+        assert_int_equal(vt_index_size(x), n);
+        vt_index_free(x);
+    }
+    vt_store_close(s);
+    free(labels);
+    free(v);
 }
 
 /* ---- one thread + one seed = the same graph, byte for byte */
@@ -1021,6 +1200,8 @@ int main(void) {
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_bytes_per_item),
+        cmocka_unit_test(test_engine_rebuilds_cache),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_concurrent_search),
     };

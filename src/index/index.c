@@ -17,7 +17,10 @@ void vt_index_opts_init(vt_index_opts *o) {
 
 size_t vt__elem_size(vt_index_store s) { return s == VT_STORE_F32 ? 4 : s == VT_STORE_F16 ? 2 : 1; }
 
-/* Validates o and allocates an empty index with the derived layout (no rows). */
+/* Validates o and allocates an empty index with the derived layout (no rows). A row is
+ * [level-0 links (HNSW)][code][aux (i8)], with no padding: every part is a multiple of 4 bytes,
+ * so u32 links, f32 (4-byte) and f16 (2-byte) codes and the aux floats stay naturally aligned
+ * (the SIMD kernels use unaligned loads and need nothing more). */
 int vt__index_alloc(const vt_index_opts *o, vt_index **out) {
     *out = NULL;
     if ((unsigned)o->kind > VT_INDEX_HNSW) return vt__err(VT_EINVAL, "index: unknown kind %d", (int)o->kind);
@@ -39,10 +42,13 @@ int vt__index_alloc(const vt_index_opts *o, vt_index **out) {
     if (o->kind == VT_INDEX_HNSW) {
         x->M = o->M;
         x->M0 = 2 * o->M;
-        x->link_bytes = ((size_t)(1 + x->M0) * 4 + 7) / 8 * 8;
+        x->link_bytes = (size_t)(1 + x->M0) * 4;
         x->level_mult = 1.0 / log((double)o->M);
     }
-    x->stride = x->link_bytes + x->code_bytes + 8;
+    /* only int8 rows need a scale, and only l2 reads the squared norm (cosine and dot rank by
+     * the dot product alone; f32/f16 l2 kernels compute the distance directly) */
+    x->aux_bytes = o->store != VT_STORE_I8 ? 0 : o->metric == VT_METRIC_L2 ? 8 : 4;
+    x->stride = x->link_bytes + x->code_bytes + x->aux_bytes;
     x->entry = VT__NOID;
     x->maxlevel = -1;
     vt_rng_seed(&x->rng, o->seed);
@@ -244,27 +250,20 @@ static void pad_copy(const vt_index *x, const float *v, float *buf) {
     }
 }
 
-/* Stores buf (dpad floats, already padded and normalised) as row id. */
+/* Stores buf (dpad floats, already padded and normalised) as row id: the code, and for int8 the
+ * scale (and, for l2, the squared norm) in the row's aux floats. */
 void vt__encode(const vt_index *x, const float *buf, uint32_t id) {
     void *code = (void *)vt__code(x, id);
-    float *aux = vt__aux(x, id);
     size_t d = x->dpad;
     if (x->o.store == VT_STORE_F32) {
         memcpy(code, buf, d * 4);
-        aux[0] = 1.0f;
-        aux[1] = sqnorm(buf, d);
     } else if (x->o.store == VT_STORE_F16) {
         uint16_t *h = code;
-        double s = 0;
-        for (size_t i = 0; i < d; i++) {
-            h[i] = vt__f32_to_f16(buf[i]);
-            float f = vt__f16_to_f32(h[i]);
-            s += (double)f * f;
-        }
-        aux[0] = 1.0f;
-        aux[1] = (float)s;
+        for (size_t i = 0; i < d; i++) h[i] = vt__f32_to_f16(buf[i]);
     } else {
-        aux[0] = quantize_i8(buf, d, code, &aux[1]);
+        float *aux = vt__aux(x, id), sq;
+        aux[0] = quantize_i8(buf, d, code, &sq);
+        if (x->o.metric == VT_METRIC_L2) aux[1] = sq;
     }
 }
 
@@ -283,11 +282,18 @@ void vt__prepare(const vt_index *x, const float *v, float *buf, vt__query *q) {
     }
 }
 
+/* Row id as a query: its own code (f16 widened to floats in buf); scale and squared norm are
+ * read from the aux floats for int8 and unused (1, 0) for float storage. */
 void vt__prepare_node(const vt_index *x, uint32_t id, float *buf, vt__query *q) {
-    const float *aux = vt__aux(x, id);
-    q->scale = aux[0];
-    q->sqnorm = aux[1];
+    q->scale = 1.0f;
+    q->sqnorm = 0.0f;
     q->fq = NULL;
+    q->fsqnorm = 0.0f;
+    if (x->o.store == VT_STORE_I8) {
+        const float *aux = vt__aux(x, id);
+        q->scale = aux[0];
+        if (x->o.metric == VT_METRIC_L2) q->sqnorm = aux[1];
+    }
     if (x->o.store == VT_STORE_F16) {
         vt__kernels_get()->f16_to_f32(vt__code(x, id), buf, x->dpad);
         q->code = buf;
@@ -508,7 +514,7 @@ static void rerank(const vt_index *x, const vt__kernels *k, const vt__query *q, 
     for (int i = 0; i < n; i++) {
         const float *aux = vt__aux(x, h[i].id);
         float dot = aux[0] * k->dot_f32_i8(q->fq, vt__code(x, h[i].id), x->dpad);
-        h[i].d = x->o.metric == VT_METRIC_L2 ? q->fsqnorm + aux[1] - 2 * dot : -dot;
+        h[i].d = x->o.metric == VT_METRIC_L2 ? q->fsqnorm + aux[1] - 2 * dot : -dot; /* aux[1]: l2 only */
     }
 }
 
@@ -541,7 +547,7 @@ static void emit(const vt_index *x, vt__cand *h, int n, int k, int64_t *labels, 
 #define SCAN_BLOCK 256
 /* How far ahead of the rows being scored a one-query scan prefetches (int8 and f16 rows, AVX2),
  * in bytes. On the development machine (AMD EPYC, AVX2) the hardware prefetcher alone leaves a
- * scan of 520-byte int8 rows stalling on memory; prefetching ~8 rows ahead more than halves the
+ * scan of 516-byte int8 rows stalling on memory; prefetching ~8 rows ahead more than halves the
  * time of a 26 MB int8 scan and takes ~9 % off a 52 MB f16 scan; the f32 scan (2 KB rows) was no
  * faster with it. The batched scan, whose rows sit in L2 for 32 queries, was slower with it and
  * does not prefetch (bench/index/RESULTS.md). */
@@ -571,7 +577,7 @@ static void scan_block(const vt_index *x, const vt__kernels *k, const vt__query 
     if (x->o.store == VT_STORE_I8) {
         int32_t raw[SCAN_BLOCK];
         k->scan_i8(q->code, base, x->stride, nr, x->dpad, ahead, raw);
-        const uint8_t *ap = base + x->code_bytes; /* aux of row r0: scale, squared norm */
+        const uint8_t *ap = base + x->code_bytes; /* aux of row r0: scale, squared norm (l2 only) */
         float qs = q->scale, qn = q->sqnorm;
         if (l2)
             for (size_t i = 0; i < nr; i++, ap += x->stride) {

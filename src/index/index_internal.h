@@ -67,8 +67,9 @@ struct vt_index {
     vt_index_opts o;
     size_t dpad;        /* padded dimension */
     size_t code_bytes;  /* bytes of one stored vector */
-    size_t link_bytes;  /* level-0 link block: u32 count + 2M u32 ids (0 for flat) */
-    size_t stride;      /* bytes per node block: links, code, aux (scale f32, sqnorm f32) */
+    size_t link_bytes;  /* level-0 link block: u32 count + 2M u32 ids, unpadded (0 for flat) */
+    size_t aux_bytes;   /* per-row floats after the code: i8 only (scale; + squared norm for l2) */
+    size_t stride;      /* bytes per node block: links, code, aux; a multiple of 4 */
     size_t n, cap;      /* rows in use (live + deleted) / allocated */
     uint8_t *blocks;    /* n node blocks (heap, or inside `map` after a load) */
     int64_t *labels;    /* label of each row */
@@ -102,6 +103,8 @@ struct vt_index {
 static inline uint8_t *vt__node(const vt_index *x, uint32_t id) { return x->blocks + (size_t)id * x->stride; }
 static inline uint32_t *vt__links0(const vt_index *x, uint32_t id) { return (uint32_t *)vt__node(x, id); }
 static inline const void *vt__code(const vt_index *x, uint32_t id) { return vt__node(x, id) + x->link_bytes; }
+/* The row's aux floats, int8 storage only: [0] the dequantisation scale, [1] (l2 metric only) the
+ * squared norm of the dequantised vector. f32 and f16 rows have none: their kernels need neither. */
 static inline float *vt__aux(const vt_index *x, uint32_t id) {
     return (float *)(vt__node(x, id) + x->link_bytes + x->code_bytes);
 }
@@ -113,7 +116,7 @@ int vt__index_alloc(const vt_index_opts *o, vt_index **out);
 int vt__reserve(vt_index *x, size_t cap);
 int vt__hash_put(vt_index *x, int64_t label, uint32_t id);
 uint32_t vt__hash_get(const vt_index *x, int64_t label);
-/* Encodes float vector v (already normalised for cosine) into row `id`'s code and aux. */
+/* Encodes float vector v (already normalised for cosine) into row `id`'s code (and aux, i8). */
 void vt__encode(const vt_index *x, const float *v, uint32_t id);
 /* Prepares a query from a float vector; buf holds dpad floats (also used for int8). */
 void vt__prepare(const vt_index *x, const float *v, float *buf, vt__query *q);

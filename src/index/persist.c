@@ -13,7 +13,10 @@
 #endif
 
 #define HDR_BYTES 128
-#define FORMAT_VERSION 1
+/* 2: rows without padding or unused aux floats (f32/f16 rows carry none, i8 cosine/dot only the
+ * scale), the row size in the header. Version 1 files (8 more bytes per f32 row) are refused with
+ * a message to rebuild; the engine's cached index is rebuilt on its own. */
+#define FORMAT_VERSION 2
 static const char MAGIC[8] = {'V', 'T', 'I', 'N', 'D', 'E', 'X', 0};
 
 /* The fixed header; every field little-endian; reserved bytes must be zero. */
@@ -27,18 +30,22 @@ typedef struct {
     int32_t maxlevel;
     uint64_t upper_words, file_bytes;
     uint32_t payload_crc, header_crc; /* CRC-32C of bytes [128, end) and of bytes [0, 88) */
-    uint8_t reserved[HDR_BYTES - 96];
+    uint32_t row_bytes;               /* the stride the other fields imply, checked on load */
+    uint8_t reserved[HDR_BYTES - 100];
 } file_header;
 _Static_assert(sizeof(file_header) == HDR_BYTES, "header layout");
 _Static_assert(offsetof(file_header, payload_crc) == 88, "header layout");
+_Static_assert(offsetof(file_header, row_bytes) == 96, "header layout");
 
 static size_t pad8(size_t v) { return (v + 7) & ~(size_t)7; }
 
-/* Section sizes for n rows; returns -1 on overflow. */
-typedef struct { size_t blocks, labels, deleted, levels, upper, total; } layout;
+/* Section sizes for n rows (each padded to 8 bytes; `rows` is the unpadded n * stride);
+ * returns -1 on overflow. */
+typedef struct { size_t rows, blocks, labels, deleted, levels, upper, total; } layout;
 static int compute_layout(size_t n, size_t stride, uint64_t upper_words, layout *l) {
     if (n >= VT__NOID || upper_words > ((uint64_t)1 << 40)) return -1;
-    if (vt__mul_overflow(n, stride, &l->blocks)) return -1;
+    if (vt__mul_overflow(n, stride, &l->rows) || l->rows > SIZE_MAX - 8) return -1;
+    l->blocks = pad8(l->rows);
     l->labels = n * 8;
     l->deleted = (n + 63) / 64 * 8;
     l->levels = pad8(n);
@@ -122,7 +129,8 @@ int vt_index_save(const vt_index *x, const char *path) {
     /* placeholder header, rewritten at the end */
     wput(w, &h, sizeof h);
     w->crc = 0;
-    wput(w, x->blocks, l.blocks);
+    wput(w, x->blocks, l.rows);
+    wzero(w, l.blocks - l.rows);
     wput(w, x->labels, l.labels);
     wput(w, x->deleted, l.deleted);
     wput(w, x->levels, x->n);
@@ -148,6 +156,7 @@ int vt_index_save(const vt_index *x, const char *path) {
     h.maxlevel = x->maxlevel;
     h.upper_words = upper_words;
     h.file_bytes = l.total;
+    h.row_bytes = (uint32_t)x->stride;
     h.payload_crc = w->crc;
     h.header_crc = vt__crc32c(0, &h, 88);
     int err = w->err;
@@ -185,8 +194,14 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     file_header h;
     memcpy(&h, buf, sizeof h);
     if (memcmp(h.magic, MAGIC, 8)) return vt__err(VT_ECORRUPT, "not a vitrine index file (bad magic)");
-    if (h.version != FORMAT_VERSION)
-        return vt__err(VT_EUNSUPPORTED, "index format version %u is not supported (this build reads %d)", h.version, FORMAT_VERSION);
+    if (h.version < FORMAT_VERSION)
+        return vt__err(VT_EUNSUPPORTED,
+                       "index format version %u was written by an older vitrine (this build reads version %d): "
+                       "rebuild the index",
+                       h.version, FORMAT_VERSION);
+    if (h.version > FORMAT_VERSION)
+        return vt__err(VT_EUNSUPPORTED, "index format version %u is newer than this build reads (%d): upgrade vitrine",
+                       h.version, FORMAT_VERSION);
     if (verify && vt__crc32c(0, buf, 88) != h.header_crc) return vt__err(VT_ECHECKSUM, "index header checksum mismatch");
     if (h.header_bytes != HDR_BYTES) return vt__err(VT_ECORRUPT, "index header size %u", h.header_bytes);
     for (size_t i = 0; i < sizeof h.reserved; i++)
@@ -205,6 +220,9 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     vt_index *x;
     int rc = vt__index_alloc(&o, &x);
     if (rc) return vt__err(VT_ECORRUPT, "index header: %s", vt_errmsg());
+    if (h.row_bytes != x->stride)
+        BAD("index header: rows of %u bytes, but kind, storage, metric, dimension and M make them %zu", h.row_bytes,
+            x->stride);
     layout l;
     if (h.n >= VT__NOID || compute_layout((size_t)h.n, x->stride, h.upper_words, &l)) BAD("index header: %llu rows is too many", (unsigned long long)h.n);
     if (h.file_bytes != l.total) BAD("index header: declared size %llu does not match its contents (%zu)", (unsigned long long)h.file_bytes, l.total);
@@ -228,8 +246,10 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
         x->map = map;
         x->maplen = maplen;
     } else {
-        memcpy(x->blocks, pblocks, l.blocks);
+        memcpy(x->blocks, pblocks, l.rows);
     }
+    for (size_t i = l.rows; i < l.blocks; i++)
+        if (pblocks[i]) BAD("index: padding after the rows is not zero");
     memcpy(x->labels, plabels, l.labels);
     memcpy(x->deleted, pdel, l.deleted);
     memcpy(x->levels, plev, n);
