@@ -31,6 +31,8 @@ int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double *out);
 /* Parses "letterbox" or "stretch". */
 int cli_parse_fit(const char *s, vt_fit_mode *out);
+/* "f32" | "f16" | "i8" -> the index storage; -1 for anything else. */
+int cli_parse_store(const char *s, vt_index_store *out);
 /* Lists the image files (.jpg .jpeg .png .webp, any case) directly in dir, sorted by name.
  * Returns the count (>= 0) or a negative error. Free with cli_free_list. */
 int cli_list_images(const char *dir, char ***out);

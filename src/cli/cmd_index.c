@@ -103,10 +103,7 @@ static int cmd_build(int argc, char **argv) {
             break;
         case 's':
             store_set = 1;
-            if (!strcmp(optarg, "f32")) o.store = VT_STORE_F32;
-            else if (!strcmp(optarg, "f16")) o.store = VT_STORE_F16;
-            else if (!strcmp(optarg, "i8")) o.store = VT_STORE_I8;
-            else return cli_usage_error("index build", "--store must be f32, f16 or i8");
+            if (cli_parse_store(optarg, &o.store)) return cli_usage_error("index build", "--store must be f32, f16 or i8");
             break;
         case 'm':
             if (!strcmp(optarg, "cosine")) o.metric = VT_METRIC_COSINE;

@@ -78,10 +78,7 @@ int vt_cmd_serve(int argc, char **argv) {
             ef = (int)v;
             break;
         case 'S':
-            if (!strcmp(optarg, "f32")) istore = VT_STORE_F32;
-            else if (!strcmp(optarg, "f16")) istore = VT_STORE_F16;
-            else if (!strcmp(optarg, "i8")) istore = VT_STORE_I8;
-            else return cli_usage_error("serve", "--index-store must be f32, f16 or i8");
+            if (cli_parse_store(optarg, &istore)) return cli_usage_error("serve", "--index-store must be f32, f16 or i8");
             break;
         case 'h': help(); return VT_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");

@@ -57,6 +57,14 @@ int cli_parse_fit(const char *s, vt_fit_mode *out) {
     return 0;
 }
 
+int cli_parse_store(const char *s, vt_index_store *out) {
+    if (strcmp(s, "f32") == 0) *out = VT_STORE_F32;
+    else if (strcmp(s, "f16") == 0) *out = VT_STORE_F16;
+    else if (strcmp(s, "i8") == 0) *out = VT_STORE_I8;
+    else return -1;
+    return 0;
+}
+
 static int is_image_name(const char *n) {
     const char *dot = strrchr(n, '.');
     if (!dot) return 0;
