@@ -33,19 +33,8 @@ static inline void lock(vt_index *x, uint32_t id) {
 }
 static inline void unlock(vt_index *x, uint32_t id) { __atomic_clear(&x->locks[id], __ATOMIC_RELEASE); }
 
-/* ---- binary max-heaps on .d (candidates store -distance so the closest is on top) */
-static inline void hpush(vt__cand *h, size_t *n, float d, uint32_t id) {
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (h[p].d >= d) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i].d = d;
-    h[i].id = id;
-}
-
+/* ---- binary max-heaps on .d (candidates store -distance so the closest is on top; push:
+ * vt__heap_push) */
 static inline void hpop(vt__cand *h, size_t *n) {
     vt__cand last = h[--(*n)];
     size_t i = 0, m = *n;
@@ -90,8 +79,8 @@ static int search_layer(vt_index *x, const vt__kernels *k, const vt__query *q, u
     if (ensure(&v->res, &v->rcap, (size_t)ef + 1) || ensure(&v->cand, &v->ccap, 64)) return VT_ENOMEM;
     uint32_t tmp[1 + 2 * 256 + 1];
     v->tag[ep] = v->cur;
-    hpush(v->cand, &nc, -epd, ep);
-    if (!filtering || vt__admitted(x, f, ep)) hpush(v->res, &nr, epd, ep);
+    vt__heap_push(v->cand, &nc, -epd, ep);
+    if (!filtering || vt__admitted(x, f, ep)) vt__heap_push(v->res, &nr, epd, ep);
     float lower = nr ? v->res[0].d : INFINITY;
     while (nc) {
         vt__cand c = v->cand[0];
@@ -119,9 +108,9 @@ static int search_layer(vt_index *x, const vt__kernels *k, const vt__query *q, u
             float d = vt__dist(x, k, q, nb);
             if (nr < (size_t)ef || d < lower) {
                 if (ensure(&v->cand, &v->ccap, nc + 1)) return VT_ENOMEM;
-                hpush(v->cand, &nc, -d, nb);
+                vt__heap_push(v->cand, &nc, -d, nb);
                 if (!filtering || vt__admitted(x, f, nb)) {
-                    hpush(v->res, &nr, d, nb);
+                    vt__heap_push(v->res, &nr, d, nb);
                     if (nr > (size_t)ef) hpop(v->res, &nr);
                     lower = v->res[0].d;
                 }

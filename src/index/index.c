@@ -474,15 +474,9 @@ size_t vt_index_memory(const vt_index *x) {
 static inline void heap_push(vt__cand *h, int *n, int k, float d, uint32_t id) {
     int i;
     if (*n < k) {
-        i = (*n)++;
-        while (i > 0) {
-            int p = (i - 1) / 2;
-            if (h[p].d >= d) break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i].d = d;
-        h[i].id = id;
+        size_t m = (size_t)*n;
+        vt__heap_push(h, &m, d, id);
+        *n = (int)m;
         return;
     }
     if (d >= h[0].d) return;

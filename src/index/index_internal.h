@@ -45,6 +45,19 @@ uint32_t vt__crc32c(uint32_t crc, const void *buf, size_t len);
 
 typedef struct { float d; uint32_t id; } vt__cand;
 
+/* Pushes (d, id) onto the binary max-heap h[0..*n) on .d (room for one more is the caller's). */
+static inline void vt__heap_push(vt__cand *h, size_t *n, float d, uint32_t id) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p].d >= d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i].d = d;
+    h[i].id = id;
+}
+
 /* Per-search scratch: visited tags (generation counter) and the two heaps of a layer search. */
 typedef struct vt__visited {
     uint16_t *tag;
