@@ -15,6 +15,7 @@ typedef struct {
     int64_t label;
     char *id;
     char *json;    /* {"id":...,"attributes":...,"image":...} */
+    size_t json_len;
     char *id_json; /* the id as a JSON string literal */
 } cached_item;
 
@@ -179,6 +180,7 @@ static int cache_item(const vt_item *it, void *user) {
     c->id_json = json_dumps(idj, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     json_decref(j);
     json_decref(idj);
+    c->json_len = c->json ? strlen(c->json) : 0;
     if (!c->id || !c->json || !c->id_json) {
         free(c->id);
         free(c->json);
@@ -265,7 +267,7 @@ static void route_item(vt_server *s, const char *id, vt__http_resp *rs) {
     rs->status = 200;
     rs->content_type = "application/json";
     rs->body = (uint8_t *)c->json;
-    rs->len = strlen(c->json);
+    rs->len = c->json_len;
     rs->body_static = 1;
 }
 
@@ -283,7 +285,7 @@ static void hits_json(vt_server *s, const vt_hit *hits, int n, const char *head,
         char score[64];
         snprintf(score, sizeof score, ",\"score\":%.6f}", (double)hits[i].score);
         sb_str(&b, first ? "{\"item\":" : ",{\"item\":");
-        sb_str(&b, c->json);
+        sb_add(&b, c->json, c->json_len);
         sb_str(&b, score);
         first = 0;
     }
