@@ -37,9 +37,11 @@ int cli_parse_store(const char *s, vt_index_store *out);
  * Returns the count (>= 0) or a negative error. Free with cli_free_list. */
 int cli_list_images(const char *dir, char ***out);
 void cli_free_list(char **list, int n);
-/* Re-executes the process once with OMP_WAIT_POLICY=passive unless the user chose a policy or
- * set VITRINE_NO_REEXEC (see util.c); returns only when it does not re-execute. */
-void cli_omp_passive_reexec(void);
+/* Re-executes the process once with an OpenMP wait policy: a short spin when spin_ok (the command
+ * only runs the network) and no other task is runnable, else OMP_WAIT_POLICY=passive; not when the
+ * user chose a policy or spin count or set VITRINE_NO_REEXEC (see util.c). Returns only when it
+ * does not re-execute. */
+void cli_omp_policy_reexec(int spin_ok);
 
 /* The default model's file name, shipped in models/ and installed to DATADIR/vitrine/. */
 #define CLI_DEFAULT_MODEL_FILE "vitrine-fashion.onnx"

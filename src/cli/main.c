@@ -81,7 +81,8 @@ int main(int argc, char **argv) {
     }
     for (size_t c = 0; c < NCOMMANDS; c++)
         if (!strcmp(argv[i], commands[c].name)) {
-            cli_omp_passive_reexec(); /* every command may run the CNN (oneDNN over OpenMP) */
+            /* every command may run the CNN (oneDNN over OpenMP); model and embed only run it */
+            cli_omp_policy_reexec(!strcmp(argv[i], "model") || !strcmp(argv[i], "embed"));
             return commands[c].fn(argc - i, argv + i);
         }
     fprintf(stderr, "vitrine: unknown command '%s'\nTry 'vitrine --help'.\n", argv[i]);
