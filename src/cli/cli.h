@@ -38,7 +38,7 @@ int cli_parse_store(const char *s, vt_index_store *out);
 int cli_list_images(const char *dir, char ***out);
 void cli_free_list(char **list, int n);
 /* Re-executes the process once with an OpenMP wait policy: a short spin when spin_ok (the command
- * only runs the network) and no other task is runnable, else OMP_WAIT_POLICY=passive; not when the
+ * only runs the network) and the machine looks idle, else OMP_WAIT_POLICY=passive; not when the
  * user chose a policy or spin count or set VITRINE_NO_REEXEC (see util.c). Returns only when it
  * does not re-execute. */
 void cli_omp_policy_reexec(int spin_ok);

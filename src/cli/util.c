@@ -110,24 +110,27 @@ void cli_free_list(char **list, int n) {
     free(list);
 }
 
-/* The largest number of runnable tasks /proc/stat showed over a few samples 2 ms apart, this
- * process included; -1 when it cannot be read. */
-static int max_procs_running(void) {
-    int best = -1;
+/* How many of five samples of /proc/stat, 2 ms apart, showed a runnable task besides this process;
+ * -1 when it cannot be read. A transient task (a shell pipeline starting up) shows in one sample or
+ * two; a busy neighbour in all of them. */
+static int busy_samples(void) {
+    int busy = 0;
     for (int s = 0; s < 5; s++) {
         if (s) nanosleep(&(struct timespec){0, 2000000}, NULL);
         FILE *f = fopen("/proc/stat", "r");
         if (!f) return -1;
         char line[256];
+        int running = -1;
         while (fgets(line, sizeof line, f))
             if (!strncmp(line, "procs_running ", 14)) {
-                int v = atoi(line + 14);
-                if (v > best) best = v;
+                running = atoi(line + 14);
                 break;
             }
         fclose(f);
+        if (running < 0) return -1;
+        busy += running > 1;
     }
-    return best;
+    return busy;
 }
 
 /* OpenMP's default wait policy makes idle worker threads spin after every parallel region; on a
@@ -137,8 +140,8 @@ static int max_procs_running(void) {
  * workers catch the next layer without a sleep and a wake-up, and small networks run up to 1.9x
  * faster with 2 threads than with OMP_WAIT_POLICY=passive (docs/nn.md). libgomp reads these only
  * when it starts, so when the user has chosen neither, re-execute this same command line once with
- * - the short spin for commands that only run the network (`spin_ok`: model, embed) when no other
- *   task was runnable at start, and
+ * - the short spin for commands that only run the network (`spin_ok`: model, embed) when at most
+ *   two of five samples of the runnable-task count showed another task, and
  * - OMP_WAIT_POLICY=passive otherwise (servers, ingest and training share the CPUs with their own
  *   decoding and HTTP threads, and a busy machine punishes spinning). */
 void cli_omp_policy_reexec(int spin_ok) {
@@ -154,13 +157,13 @@ void cli_omp_policy_reexec(int spin_ok) {
     int na = 0;
     for (size_t i = 0; i < n && na < 1023; i += strlen(buf + i) + 1) args[na++] = buf + i;
     args[na] = NULL;
-    int running = spin_ok ? max_procs_running() : -1;
-    if (running == 1) { /* only this process */
+    int busy = spin_ok ? busy_samples() : -1;
+    if (busy >= 0 && busy <= 2) { /* mostly only this process runnable */
         setenv("GOMP_SPINCOUNT", "20000", 1);
-        VT_LOGI("OpenMP: short spin (GOMP_SPINCOUNT=20000): no other runnable task at start");
+        VT_LOGI("OpenMP: short spin (GOMP_SPINCOUNT=20000): another task runnable in %d of 5 samples", busy);
     } else {
         setenv("OMP_WAIT_POLICY", "passive", 1);
-        if (spin_ok) VT_LOGI("OpenMP: passive wait: %d other runnable task(s) at start", running - 1);
+        if (spin_ok) VT_LOGI("OpenMP: passive wait: another task runnable in %d of 5 samples", busy);
     }
     setenv("VITRINE_NO_REEXEC", "1", 1);
     fflush(NULL);
