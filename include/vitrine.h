@@ -233,7 +233,10 @@ typedef struct vt_search_opts {
     double exact_below;      /* filtered HNSW search scans the admitted items exactly when they are
                                 fewer than this fraction of the live items (0: default 0.02;
                                 negative: never) */
-    int threads;             /* vt_index_search_batch only (0 or 1: the calling thread) */
+    int threads;             /* 0 or 1: the calling thread. vt_index_search_batch: threads running
+                                queries side by side. vt_index_search: an exact scan of at least
+                                4 MB of rows is split across this many threads (lower latency for
+                                one query on an otherwise idle machine); HNSW ignores it */
 } vt_search_opts;
 
 int vt_index_create(const vt_index_opts *o, vt_index **out);

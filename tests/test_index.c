@@ -1156,6 +1156,59 @@ static void *conc_main(void *p) {
     return NULL;
 }
 
+/* One query's exact scan split across threads (vt_search_opts.threads) returns what the one-thread
+ * scan returns, for every storage and metric, with a filter and with deleted rows; small indexes
+ * (below the split threshold) and more threads than rows blocks work too. */
+static void test_split_scan(void **state) {
+    (void)state;
+    int d = 128, k = 10;
+    size_t n = 40000, nq = VT_ASAN ? 8 : 30; /* >= 5 MB of rows in every storage: the scans split */
+    float *all = random_vecs(n + nq, d, 77);
+    const float *q = all + n * (size_t)d;
+    vt_bitset *f;
+    assert_int_equal(vt_bitset_create(n, &f), VT_OK);
+    for (size_t i = 0; i < n; i += 3) vt_bitset_set(f, i);
+    for (int st = 0; st < 3; st++)
+        for (int m = 0; m < 3; m++) {
+            vt_index *x = make(VT_INDEX_FLAT, (vt_index_store)st, (vt_metric)m, d);
+            assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+            for (size_t i = 1; i < n; i += 7) assert_int_equal(vt_index_remove(x, (int64_t)i), VT_OK);
+            for (int fi = 0; fi < 2; fi++)
+                for (int t = 2; t <= 5; t += 3) {
+                    vt_search_opts one = {.filter = fi ? f : NULL, .threads = 1}, many = one;
+                    many.threads = t;
+                    for (size_t i = 0; i < nq; i++) {
+                        int64_t l1[10], l2[10];
+                        float s1[10], s2[10];
+                        int n1 = -1, n2 = -2;
+                        const float *qi = q + i * (size_t)d;
+                        assert_int_equal(vt_index_search(x, qi, k, &one, l1, s1, &n1), VT_OK);
+                        assert_int_equal(vt_index_search(x, qi, k, &many, l2, s2, &n2), VT_OK);
+                        assert_int_equal(n1, k);
+                        assert_int_equal(n2, n1);
+                        for (int j = 0; j < k; j++) {
+                            assert_int_equal(l2[j], l1[j]);
+                            assert_true(s2[j] == s1[j]);
+                            assert_true(l2[j] % 7 != 1);             /* never a deleted row */
+                            if (fi) assert_true(l2[j] % 3 == 0);      /* only admitted rows */
+                        }
+                    }
+                }
+            vt_index_free(x);
+        }
+    /* a small index stays on one thread; a tiny one with many threads still answers */
+    vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_COSINE, d);
+    assert_int_equal(vt_index_add(x, all, 300, NULL), VT_OK);
+    vt_search_opts many = {.threads = 64};
+    int64_t l[10];
+    int found = 0;
+    assert_int_equal(vt_index_search(x, q, k, &many, l, NULL, &found), VT_OK);
+    assert_int_equal(found, k);
+    vt_index_free(x);
+    vt_bitset_free(f);
+    free(all);
+}
+
 static void test_concurrent_search(void **state) {
     (void)state;
     int d = 32;
@@ -1203,6 +1256,7 @@ int main(void) {
         cmocka_unit_test(test_bytes_per_item),
         cmocka_unit_test(test_engine_rebuilds_cache),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_split_scan),
         cmocka_unit_test(test_concurrent_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

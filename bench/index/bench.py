@@ -9,7 +9,9 @@ scikit-learn, faiss and hnswlib:
     /usr/bin/python3 bench/index/bench.py --vitrine build-index/vitrine --n 50000 --d 512
     /usr/bin/python3 bench/index/bench.py --vitrine build-index/vitrine --n 1000000 --d 128
 
-One-at-a-time rows: one query per call on one thread, for every engine (how a server thread asks).
+One-at-a-time rows: one query per call on one thread, for every engine (how a server thread asks);
+with --threads T > 1, also FAISS IndexFlatIP and vitrine flat int8 answering one query at a time on
+T threads (FAISS's OpenMP threads; vitrine `index query --split T`).
 Batch rows: all queries in one call on --threads threads, for every engine. Builds use --threads.
 HNSW sweeps interleave the engines and keep the best of --reps runs, since the machine is shared.
 """
@@ -74,24 +76,27 @@ def vit_build(args, kind, store, out, extra=()):
     args.last_build_cpu = child_cpu() - c0  # includes reading the vectors and writing the file
     return float(m.group(1)), int(mem.group(1)) / args.n, os.path.getsize(out) / args.n
 
-def vit_query(args, path, ef=None, batch=False, nq=None):
+def vit_query(args, path, ef=None, batch=False, nq=None, split=1):
     qpath = args.qpath if nq is None else args.qsub
     argv = ['index', 'query', path, '--queries', qpath, '-k', '10', '--out', args.ids]
     if ef: argv += ['--ef', str(ef)]
-    argv += ['--batch', '--threads', str(args.threads)] if batch else ['--threads', '1']
+    argv += ['--batch', '--threads', str(args.threads)] if batch else ['--threads', '1', '--split', str(split)]
     o = run_vitrine(args, argv)
     qps = float(re.search(r'([\d.]+) queries/s', o).group(1))
     m = re.search(r'p50 ([\d.]+) us p99 ([\d.]+) us', o)
     ids = np.fromfile(args.ids, dtype=np.int32).reshape(-1, 10)
     return ids, qps, (float(m.group(1)) if m else None), (float(m.group(2)) if m else None)
 
-def exact_report(args, rows, ratio, rec, tag):
+def exact_report(args, rows, ratio, rec, tag, split_ratio=None):
     out = ['### %d x %d, %d queries, k = 10, %d threads for batches (exact search only)\n' % (args.n, args.d, args.nq, args.threads),
            '| engine | storage | one-at-a-time q/s | p50 us | p99 us | batch q/s | recall@10 | build s | bytes/item | notes |',
            '|---|---|---:|---:|---:|---:|---:|---:|---:|---|']
     for e, s, q1, p50, p99, qb, rc, tb, bpi, note in rows:
         out.append('| %s | %s | %.0f | %.0f | %.0f | %.0f | %.4f | %.2f | %.0f | %s |' % (e, s, q1, p50, p99, qb, rc, tb, bpi, note))
     out.append('\nvitrine exact int8 one-at-a-time vs FAISS IndexFlatIP: **%.1fx** (target 10x) at recall@10 %.4f (target 0.99)' % (ratio, rec))
+    if split_ratio:
+        out.append('\nthe same with %d threads per query for both engines (vitrine `--split %d`, FAISS omp threads %d): **%.1fx**'
+                   % (args.threads, args.threads, args.threads, split_ratio))
     text = '\n'.join(out)
     print('\n' + text)
     with open(os.path.join(args.work, 'results_%s_exact.md' % tag), 'w') as f:
@@ -156,6 +161,14 @@ def main():
     ids, qps1, p50, p99 = one_at_a_time(lambda v: fl.search(v, 10)[1], q)
     rows.append(('faiss IndexFlatIP', 'exact f32', qps1, p50, p99, qps_b, recall(ids, gt), tb, 4 * d, ''))
     faiss_flat_qps1 = qps1
+    faiss_flat_qpsT = None
+    if T > 1:  # one query at a time, T OpenMP threads for FAISS
+        faiss.omp_set_num_threads(T)
+        ids, qpsT, p50, p99 = one_at_a_time(lambda v: fl.search(v, 10)[1], q)
+        faiss.omp_set_num_threads(1)
+        rows.append(('faiss IndexFlatIP', 'exact f32', qpsT, p50, p99, qps_b, recall(ids, gt), tb, 4 * d,
+                     'one query at a time on %d threads' % T))
+        faiss_flat_qpsT = qpsT
     del fl
 
     # ---- scikit-learn NearestNeighbors(brute, cosine)
@@ -182,11 +195,19 @@ def main():
         idsb, qps_b, _, _ = vit_query(args, path, batch=True)
         rows.append(('vitrine flat', 'exact ' + store, qps1, p50, p99, qps_b, recall(ids, gt), tb, mem,
                      'batch recall %.4f; file %.0f B/item' % (recall(idsb, gt), fsz)))
-        if store == 'i8': vit_i8_qps1, vit_i8_rec = qps1, recall(ids, gt)
+        if store == 'i8':
+            vit_i8_qps1, vit_i8_rec = qps1, recall(ids, gt)
+            vit_i8_qpsT = None
+            if T > 1:
+                ids, qpsT, p50, p99 = vit_query(args, path, split=T)
+                rows.append(('vitrine flat', 'exact i8', qpsT, p50, p99, qps_b, recall(ids, gt), tb, mem,
+                             'one query at a time, its scan split across %d threads' % T))
+                vit_i8_qpsT = qpsT
         os.remove(path)
 
     if 'hnsw' in skip:  # exact search only
-        exact_report(args, rows, vit_i8_qps1 / faiss_flat_qps1, vit_i8_rec, tag)
+        exact_report(args, rows, vit_i8_qps1 / faiss_flat_qps1, vit_i8_rec, tag,
+                     vit_i8_qpsT / faiss_flat_qpsT if vit_i8_qpsT and faiss_flat_qpsT else None)
         return
 
     # ---- HNSW: build every engine, then sweep ef with the engines interleaved, best of --reps
@@ -279,13 +300,16 @@ def main():
     # ---- report
     out = []
     out.append('### %d x %d, %d queries, k = 10, %d threads for builds and batches\n' % (n, d, args.nq, T))
-    out.append('Exact search (one-at-a-time: one query per call, one thread):\n')
+    out.append('Exact search (one-at-a-time: one query per call, one thread unless the notes say otherwise):\n')
     out.append('| engine | storage | one-at-a-time q/s | p50 us | p99 us | batch q/s | recall@10 | build s | bytes/item | notes |')
     out.append('|---|---|---:|---:|---:|---:|---:|---:|---:|---|')
     for e, s, q1, p50, p99, qb, rc, tb, bpi, note in rows:
         out.append('| %s | %s | %.0f | %.0f | %.0f | %.0f | %.4f | %.2f | %.0f | %s |' % (e, s, q1, p50, p99, qb, rc, tb, bpi, note))
     out.append('\nvitrine exact int8 one-at-a-time vs FAISS IndexFlatIP: **%.1fx** (target 10x) at recall@10 %.4f (target 0.99)\n'
                % (vit_i8_qps1 / faiss_flat_qps1, vit_i8_rec))
+    if vit_i8_qpsT and faiss_flat_qpsT:
+        out.append('the same with %d threads per query for both engines (vitrine `--split %d`, FAISS omp threads %d): '
+                   '**%.1fx**\n' % (T, T, T, vit_i8_qpsT / faiss_flat_qpsT))
     out.append('HNSW, M = %d, ef_construction = %d; best one-at-a-time q/s (one thread; best of %d interleaved runs; '
                'for the Python peers the better of one call per query and one call for all queries on one '
                'thread) among the ef settings reaching the recall:\n' % (args.m, args.efc, args.reps))

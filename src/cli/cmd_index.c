@@ -11,12 +11,13 @@ static void help(void) {
            "                           [--store f32|f16|i8] [--metric cosine|dot|l2] [--m M]\n"
            "                           [--ef-construction E] [--threads T] [--seed S] -o FILE\n"
            "       vitrine index query FILE --queries Q.f32 -k K [--ef E] [--batch] [--threads T]\n"
-           "                           [--out IDS.i32] [--scores S.f32] [--isa NAME]\n"
+           "                           [--split P] [--out IDS.i32] [--scores S.f32] [--isa NAME]\n"
            "       vitrine index info FILE\n\n"
            "Vector files are raw little-endian float32, one row of D values per vector; row i of\n"
            "X.f32 gets label i. `query` writes K int32 row numbers per query (-1 pads) to --out and\n"
            "prints queries/s with latency p50/p99 (one query at a time, as a server asks; with\n"
-           "--threads T, T threads each take queries) or, with --batch, the batched throughput.\n\n"
+           "--threads T, T threads each take queries; with --split P, each query's exact scan is\n"
+           "split across P threads) or, with --batch, the batched throughput.\n\n"
            "Options:\n"
            "  --kind K              flat (exact scan; flat-f16 / flat-i8 pick the storage) or hnsw\n"
            "  --store S             vector storage: f32 (default), f16, i8 (per-vector scale)\n"
@@ -25,6 +26,8 @@ static void help(void) {
            "  --ef-construction E   HNSW build breadth (default 200)\n"
            "  --ef E                HNSW search breadth (default 64)\n"
            "  -t, --threads T       build / query threads (default 1; 0: all CPUs)\n"
+           "  --split P             one query at a time: split each exact scan of 4 MB or more\n"
+           "                        across P threads (default 1; lower latency on an idle machine)\n"
            "  --seed S              HNSW level seed (default 42)\n"
            "  --isa NAME            force the kernels: portable, avx2, avx512 (default: best)\n"
            "  -h, --help            this text\n");
@@ -197,9 +200,9 @@ static int cmd_query(int argc, char **argv) {
         {"batch", no_argument, 0, 'b'},         {"threads", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},     {"scores", required_argument, 0, 's'},
         {"isa", required_argument, 0, 'I'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"split", required_argument, 0, 'P'},   {0, 0, 0, 0}};
     const char *qpath = NULL, *out = NULL, *spath = NULL, *isa = NULL;
-    long k = 10, ef = 0, threads = 1;
+    long k = 10, ef = 0, threads = 1, split = 1;
     int batch = 0;
     optind = 1;
     int c;
@@ -216,6 +219,9 @@ static int cmd_query(int argc, char **argv) {
         case 't':
             if (cli_parse_int(optarg, 0, 1024, &threads)) return cli_usage_error("index query", "--threads must be 0..1024");
             break;
+        case 'P':
+            if (cli_parse_int(optarg, 1, 1024, &split)) return cli_usage_error("index query", "--split must be 1..1024");
+            break;
         case 'o': out = optarg; break;
         case 's': spath = optarg; break;
         case 'I': isa = optarg; break;
@@ -225,6 +231,7 @@ static int cmd_query(int argc, char **argv) {
     }
     if (optind != argc - 1) return cli_usage_error("index query", "expected exactly one index FILE");
     if (!qpath) return cli_usage_error("index query", "--queries is required");
+    if (batch && split > 1) return cli_usage_error("index query", "--split is for one query at a time, not --batch");
     if (isa && vt_index_force_isa(isa)) return cli_fail(VT_EINVAL, "--isa");
     if (threads == 0) threads = vt_cpu_count();
     vt_index *idx;
@@ -249,7 +256,7 @@ static int cmd_query(int argc, char **argv) {
         ret = VT_EXIT_FAIL;
         goto done;
     }
-    vt_search_opts so = {.ef = (int)ef, .threads = (int)threads};
+    vt_search_opts so = {.ef = (int)ef, .threads = batch ? (int)threads : (int)split};
     double dt;
     if (batch) {
         t0 = vt_now();
@@ -280,8 +287,10 @@ static int cmd_query(int argc, char **argv) {
             for (size_t i = 0; i < nq; i++)
                 vt_index_search(idx, q + i * (size_t)o.dim, (int)k, &so, labels + i * (size_t)k, scores + i * (size_t)k, NULL);
         qsort(lat, nq, sizeof *lat, cmp_d);
-        printf("%zu queries, one at a time, %ld threads (%s kernels): %.3f s, %.1f queries/s, latency p50 %.1f us p99 %.1f us\n",
+        printf("%zu queries, one at a time, %ld threads (%s kernels): %.3f s, %.1f queries/s, latency p50 %.1f us p99 %.1f us",
                nq, threads, vt_index_isa(), dt, nq / dt, lat[nq / 2] * 1e6, lat[nq * 99 / 100 < nq - 1 ? nq * 99 / 100 : nq - 1] * 1e6);
+        if (split > 1) printf("; exact scans split across up to %ld threads", split);
+        printf("\n");
     }
     printf("index %s/%s/%s, %zu items, loaded in %.3f s\n", kind_name(&o), store_name(o.store), metric_name(o.metric),
            vt_index_size(idx), tload);
