@@ -236,7 +236,8 @@ typedef struct vt_search_opts {
     int threads;             /* 0 or 1: the calling thread. vt_index_search_batch: threads running
                                 queries side by side. vt_index_search: an exact scan of at least
                                 4 MB of rows is split across this many threads (lower latency for
-                                one query on an otherwise idle machine); HNSW ignores it */
+                                one query on an otherwise idle machine; above 1024, or when the
+                                threads cannot be started, one thread); HNSW ignores it */
 } vt_search_opts;
 
 int vt_index_create(const vt_index_opts *o, vt_index **out);

@@ -67,6 +67,22 @@ done
 check_self "$T/l2p.i32" 200 || fail "l2 portable self-match"
 cmp -s "$T/l2p.i32" "$T/l2a.i32" || fail "portable and SIMD kernels disagree"
 
+# --split: one query's exact scan (here 5 MB of f32 rows) on 2 threads gives the one-thread answer
+"$PY" - "$T" <<'PYEOF' || fail "could not generate the large vectors"
+import array, random, sys
+r = random.Random(11)
+a = array.array("f", (r.gauss(0, 1) for _ in range(20000 * 64)))
+a.tofile(open(sys.argv[1] + "/big.f32", "wb"))
+array.array("f", (r.gauss(0, 1) for _ in range(20 * 64))).tofile(open(sys.argv[1] + "/bigq.f32", "wb"))
+PYEOF
+"$V" index build --vectors "$T/big.f32" --dim 64 --kind flat -o "$T/big.vti" > /dev/null || fail "build big"
+"$V" index query "$T/big.vti" --queries "$T/bigq.f32" -k 10 --out "$T/big1.i32" > /dev/null || fail "query big"
+"$V" index query "$T/big.vti" --queries "$T/bigq.f32" -k 10 --split 2 --out "$T/big2.i32" > "$T/q.txt" || fail "query --split"
+grep -q "exact scans split across up to 2 threads" "$T/q.txt" || fail "--split printed: $(cat "$T/q.txt")"
+cmp -s "$T/big1.i32" "$T/big2.i32" || fail "--split 2 and one thread answer differently"
+"$V" index query "$T/big.vti" --queries "$T/bigq.f32" -k 10 --split 2 --batch > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--split with --batch not refused as a usage error"
+
 # errors: corrupt index, wrong dimension, usage
 cp "$T/hnsw.vti" "$T/bad.vti"
 printf '\x01' | dd of="$T/bad.vti" bs=1 seek=5000 conv=notrunc status=none

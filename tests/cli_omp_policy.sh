@@ -3,6 +3,7 @@
 # share the CPUs with their own threads, passive for model/embed when other tasks are runnable, none
 # when the user chose one; exactly one re-execution.
 set -u
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT VITRINE_NO_REEXEC # the test sets them itself
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 model=$here/../models/vitrine-fashion.onnx
@@ -21,16 +22,16 @@ if [ "$n" -eq 1 ] && grep -Eq "OpenMP: (short spin|passive wait)" "$T/err"; then
     bad "model info: $n policy lines"; cat "$T/err"; fi
 
 # the user's choice wins: no re-execution, no policy line
-OMP_WAIT_POLICY=active "$bin" -v model info "$model" >"$T/out" 2>"$T/err"
-if grep -q "OpenMP:" "$T/err"; then bad "OMP_WAIT_POLICY set: policy line printed"; else ok "OMP_WAIT_POLICY set: kept"; fi
-GOMP_SPINCOUNT=1000 "$bin" -v model info "$model" >"$T/out" 2>"$T/err"
-if grep -q "OpenMP:" "$T/err"; then bad "GOMP_SPINCOUNT set: policy line printed"; else ok "GOMP_SPINCOUNT set: kept"; fi
+OMP_WAIT_POLICY=active "$bin" -v model info "$model" >"$T/out" 2>"$T/err"; st=$?
+if [ $st -ne 0 ] || grep -q "OpenMP:" "$T/err"; then bad "OMP_WAIT_POLICY set: exit $st or policy line printed"; cat "$T/err"; else ok "OMP_WAIT_POLICY set: kept"; fi
+GOMP_SPINCOUNT=1000 "$bin" -v model info "$model" >"$T/out" 2>"$T/err"; st=$?
+if [ $st -ne 0 ] || grep -q "OpenMP:" "$T/err"; then bad "GOMP_SPINCOUNT set: exit $st or policy line printed"; cat "$T/err"; else ok "GOMP_SPINCOUNT set: kept"; fi
 
 # other tasks runnable (one busy loop per CPU, plus one): model info must choose the passive wait
 ncpu=$(nproc)
 for _ in $(seq 0 "$ncpu"); do (while :; do :; done) & busy+=($!); done
 sleep 0.2
-"$bin" -v model info "$model" >"$T/out" 2>"$T/err"
+"$bin" -v model info "$model" >"$T/out" 2>"$T/err" || bad "busy machine: model info failed"
 if grep -q "OpenMP: passive wait" "$T/err"; then ok "busy machine: passive"; else bad "busy machine: not passive"; cat "$T/err"; fi
 for p in "${busy[@]}"; do kill $p 2>/dev/null; done
 busy=()

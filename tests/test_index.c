@@ -1157,13 +1157,18 @@ static void *conc_main(void *p) {
 }
 
 /* One query's exact scan split across threads (vt_search_opts.threads) returns what the one-thread
- * scan returns, for every storage and metric, with a filter and with deleted rows; small indexes
- * (below the split threshold) and more threads than rows blocks work too. */
+ * scan returns, ties included, for every storage and metric, with a filter and with deleted rows;
+ * an index of only two row blocks with 64 threads and a small one (below the split threshold)
+ * work too. */
 static void test_split_scan(void **state) {
     (void)state;
     int d = 128, k = 10;
     size_t n = 40000, nq = VT_ASAN ? 8 : 30; /* >= 5 MB of rows in every storage: the scans split */
     float *all = random_vecs(n + nq, d, 77);
+    /* 16 copies of row 6 spread over the index, and query 0 is that row: its ten nearest are
+     * ties, which both scans must resolve the same way (the lowest rows) */
+    for (size_t t = 1; t < 16; t++) memcpy(all + (6 + t * 2500) * (size_t)d, all + 6 * (size_t)d, sizeof(float) * (size_t)d);
+    memcpy(all + n * (size_t)d, all + 6 * (size_t)d, sizeof(float) * (size_t)d);
     const float *q = all + n * (size_t)d;
     vt_bitset *f;
     assert_int_equal(vt_bitset_create(n, &f), VT_OK);
@@ -1196,7 +1201,42 @@ static void test_split_scan(void **state) {
                 }
             vt_index_free(x);
         }
-    /* a small index stays on one thread; a tiny one with many threads still answers */
+    /* the ties of query 0: the ten lowest live copies of row 6 (rows 1 + 7j are deleted) */
+    {
+        vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_COSINE, d);
+        assert_int_equal(vt_index_add(x, all, n, NULL), VT_OK);
+        for (size_t i = 1; i < n; i += 7) assert_int_equal(vt_index_remove(x, (int64_t)i), VT_OK);
+        vt_search_opts many = {.threads = 3};
+        int64_t l[10];
+        assert_int_equal(vt_index_search(x, q, k, &many, l, NULL, NULL), VT_OK);
+        int j = 0;
+        for (size_t t = 0; t < 16 && j < k; t++) {
+            size_t row = 6 + t * 2500;
+            if (row % 7 == 1) continue;
+            assert_int_equal(l[j], (int64_t)row);
+            j++;
+        }
+        vt_index_free(x);
+    }
+    /* two blocks of rows (over 4 MB: 300 rows of 8192 f32) and 64 threads: two parts */
+    {
+        int dd = 8192;
+        float *big = random_vecs(301, dd, 78);
+        vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_L2, dd);
+        assert_int_equal(vt_index_add(x, big, 300, NULL), VT_OK);
+        vt_search_opts one = {.threads = 1}, many = {.threads = 64};
+        int64_t l1[10], l2[10];
+        float s1[10], s2[10];
+        assert_int_equal(vt_index_search(x, big + 300 * (size_t)dd, k, &one, l1, s1, NULL), VT_OK);
+        assert_int_equal(vt_index_search(x, big + 300 * (size_t)dd, k, &many, l2, s2, NULL), VT_OK);
+        for (int j = 0; j < k; j++) {
+            assert_int_equal(l2[j], l1[j]);
+            assert_true(s2[j] == s1[j]);
+        }
+        vt_index_free(x);
+        free(big);
+    }
+    /* a small index stays on one thread and answers */
     vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_COSINE, d);
     assert_int_equal(vt_index_add(x, all, 300, NULL), VT_OK);
     vt_search_opts many = {.threads = 64};

@@ -95,8 +95,8 @@ def exact_report(args, rows, ratio, rec, tag, split_ratio=None):
         out.append('| %s | %s | %.0f | %.0f | %.0f | %.0f | %.4f | %.2f | %.0f | %s |' % (e, s, q1, p50, p99, qb, rc, tb, bpi, note))
     out.append('\nvitrine exact int8 one-at-a-time vs FAISS IndexFlatIP: **%.1fx** (target 10x) at recall@10 %.4f (target 0.99)' % (ratio, rec))
     if split_ratio:
-        out.append('\nthe same with %d threads per query for both engines (vitrine `--split %d`, FAISS omp threads %d): **%.1fx**'
-                   % (args.threads, args.threads, args.threads, split_ratio))
+        out.append('\nvitrine with %d threads per query (`--split %d`) vs FAISS given %d OpenMP threads (it uses one for a '
+                   'single query): **%.1fx**' % (args.threads, args.threads, args.threads, split_ratio))
     text = '\n'.join(out)
     print('\n' + text)
     with open(os.path.join(args.work, 'results_%s_exact.md' % tag), 'w') as f:
@@ -308,8 +308,8 @@ def main():
     out.append('\nvitrine exact int8 one-at-a-time vs FAISS IndexFlatIP: **%.1fx** (target 10x) at recall@10 %.4f (target 0.99)\n'
                % (vit_i8_qps1 / faiss_flat_qps1, vit_i8_rec))
     if vit_i8_qpsT and faiss_flat_qpsT:
-        out.append('the same with %d threads per query for both engines (vitrine `--split %d`, FAISS omp threads %d): '
-                   '**%.1fx**\n' % (T, T, T, vit_i8_qpsT / faiss_flat_qpsT))
+        out.append('vitrine with %d threads per query (`--split %d`) vs FAISS given %d OpenMP threads (it uses one '
+                   'for a single query): **%.1fx**\n' % (T, T, T, vit_i8_qpsT / faiss_flat_qpsT))
     out.append('HNSW, M = %d, ef_construction = %d; best one-at-a-time q/s (one thread; best of %d interleaved runs; '
                'for the Python peers the better of one call per query and one call for all queries on one '
                'thread) among the ef settings reaching the recall:\n' % (args.m, args.efc, args.reps))

@@ -112,7 +112,8 @@ void cli_free_list(char **list, int n) {
 
 /* How many of five samples of /proc/stat, 2 ms apart, showed a runnable task besides this process;
  * -1 when it cannot be read. A transient task (a shell pipeline starting up) shows in one sample or
- * two; a busy neighbour in all of them. */
+ * two; a busy neighbour in all of them. Any other task counts, whatever the CPU count: the network
+ * runs one thread per CPU by default, and a single descheduled thread stalls every barrier. */
 static int busy_samples(void) {
     int busy = 0;
     for (int s = 0; s < 5; s++) {

@@ -470,7 +470,8 @@ size_t vt_index_memory(const vt_index *x) {
     return b;
 }
 
-/* ---- top-k: a max-heap on distance (worst on top) */
+/* ---- top-k: a max-heap on (distance, row) (worst on top): it keeps the k smallest by distance,
+ * ties going to the lower row, whatever order the rows are offered in */
 static inline void heap_push(vt__cand *h, int *n, int k, float d, uint32_t id) {
     int i;
     if (*n < k) {
@@ -479,13 +480,14 @@ static inline void heap_push(vt__cand *h, int *n, int k, float d, uint32_t id) {
         *n = (int)m;
         return;
     }
-    if (d >= h[0].d) return;
+    if (!vt__cand_after(h[0].d, h[0].id, d, id)) return;
     i = 0;
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
         float md = d;
-        if (l < *n && h[l].d > md) { m = l; md = h[l].d; }
-        if (r < *n && h[r].d > md) m = r;
+        uint32_t mid = id;
+        if (l < *n && vt__cand_after(h[l].d, h[l].id, md, mid)) { m = l; md = h[l].d; mid = h[l].id; }
+        if (r < *n && vt__cand_after(h[r].d, h[r].id, md, mid)) m = r;
         if (m == i) break;
         h[i] = h[m];
         i = m;
@@ -548,7 +550,8 @@ static void emit(const vt_index *x, vt__cand *h, int n, int k, int64_t *labels, 
 #define SCAN_PREFETCH 4096
 
 /* Pushes row r0 + i with distance di into the heap h if it beats the heap's worst and is
- * admitted; *full and *worst cache whether the heap holds kk entries and its top distance. */
+ * admitted; *full and *worst cache whether the heap holds kk entries and its top distance. Rows
+ * come in ascending order, so a row at the worst's distance orders after it and is dropped. */
 static inline void offer(const vt_index *x, const vt_bitset *f, int check, uint32_t id, float di, vt__cand *h, int *hn,
                          int kk, int *full, float *worst) {
     if (*full && di >= *worst) return;
@@ -615,6 +618,8 @@ typedef struct {
     int *hn;     /* parts counts */
 } split_ctx;
 
+/* Scans part i of c->parts (whole blocks of SCAN_BLOCK rows, the last part ending at n) into
+ * the part's own heap. */
 static void split_part(void *p, size_t i, int worker) {
     (void)worker;
     split_ctx *c = p;
@@ -624,9 +629,9 @@ static void split_part(void *p, size_t i, int worker) {
 }
 
 /* Exact search over every row; with threads > 1 and enough rows, the rows are split into
- * contiguous parts scanned on their own threads, whose heaps are then merged in row order (the
- * same candidates as one thread's scan, up to ties in distance). Falls back to one thread when
- * the threads or memory cannot be had. */
+ * contiguous parts scanned on their own threads, whose heaps are then merged: the heaps order
+ * by (distance, row), so the answer is the one-thread scan's, ties included. Falls back to one
+ * thread when the threads or memory cannot be had. */
 static void flat_search(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
                         int threads, vt__cand *h, int *hn) {
     *hn = 0;

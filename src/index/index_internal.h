@@ -45,12 +45,17 @@ uint32_t vt__crc32c(uint32_t crc, const void *buf, size_t len);
 
 typedef struct { float d; uint32_t id; } vt__cand;
 
-/* Pushes (d, id) onto the binary max-heap h[0..*n) on .d (room for one more is the caller's). */
+/* Whether candidate (d, id) orders after (e, jd): by distance, then by row, so that ties have one
+ * answer whatever order the candidates arrive in. */
+static inline int vt__cand_after(float d, uint32_t id, float e, uint32_t jd) { return d > e || (d == e && id > jd); }
+
+/* Pushes (d, id) onto the binary max-heap h[0..*n) on (.d, .id) (room for one more is the
+ * caller's). */
 static inline void vt__heap_push(vt__cand *h, size_t *n, float d, uint32_t id) {
     size_t i = (*n)++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h[p].d >= d) break;
+        if (!vt__cand_after(d, id, h[p].d, h[p].id)) break;
         h[i] = h[p];
         i = p;
     }
