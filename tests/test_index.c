@@ -1156,6 +1156,24 @@ static void *conc_main(void *p) {
     return NULL;
 }
 
+/* Searches x for qi with o on one thread and on `threads` threads, asserts the same count, ids and
+ * scores, and returns the count with the ids in l (k <= 10). */
+static int search_split_same(const vt_index *x, const float *qi, int k, vt_search_opts o, int threads, int64_t *l) {
+    int64_t l1[10];
+    float s1[10], s2[10];
+    int n1 = -1, n2 = -2;
+    o.threads = 1;
+    assert_int_equal(vt_index_search(x, qi, k, &o, l1, s1, &n1), VT_OK);
+    o.threads = threads;
+    assert_int_equal(vt_index_search(x, qi, k, &o, l, s2, &n2), VT_OK);
+    assert_int_equal(n2, n1);
+    for (int j = 0; j < n1; j++) {
+        assert_int_equal(l[j], l1[j]);
+        assert_true(s2[j] == s1[j]);
+    }
+    return n1;
+}
+
 /* One query's exact scan split across threads (vt_search_opts.threads) returns what the one-thread
  * scan returns, ties included, for every storage and metric, with a filter and with deleted rows;
  * an index of only two row blocks with 64 threads and a small one (below the split threshold)
@@ -1180,20 +1198,11 @@ static void test_split_scan(void **state) {
             for (size_t i = 1; i < n; i += 7) assert_int_equal(vt_index_remove(x, (int64_t)i), VT_OK);
             for (int fi = 0; fi < 2; fi++)
                 for (int t = 2; t <= 5; t += 3) {
-                    vt_search_opts one = {.filter = fi ? f : NULL, .threads = 1}, many = one;
-                    many.threads = t;
+                    vt_search_opts o = {.filter = fi ? f : NULL};
                     for (size_t i = 0; i < nq; i++) {
-                        int64_t l1[10], l2[10];
-                        float s1[10], s2[10];
-                        int n1 = -1, n2 = -2;
-                        const float *qi = q + i * (size_t)d;
-                        assert_int_equal(vt_index_search(x, qi, k, &one, l1, s1, &n1), VT_OK);
-                        assert_int_equal(vt_index_search(x, qi, k, &many, l2, s2, &n2), VT_OK);
-                        assert_int_equal(n1, k);
-                        assert_int_equal(n2, n1);
+                        int64_t l2[10];
+                        assert_int_equal(search_split_same(x, q + i * (size_t)d, k, o, t, l2), k);
                         for (int j = 0; j < k; j++) {
-                            assert_int_equal(l2[j], l1[j]);
-                            assert_true(s2[j] == s1[j]);
                             assert_true(l2[j] % 7 != 1);             /* never a deleted row */
                             if (fi) assert_true(l2[j] % 3 == 0);      /* only admitted rows */
                         }
@@ -1224,15 +1233,8 @@ static void test_split_scan(void **state) {
         float *big = random_vecs(301, dd, 78);
         vt_index *x = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_L2, dd);
         assert_int_equal(vt_index_add(x, big, 300, NULL), VT_OK);
-        vt_search_opts one = {.threads = 1}, many = {.threads = 64};
-        int64_t l1[10], l2[10];
-        float s1[10], s2[10];
-        assert_int_equal(vt_index_search(x, big + 300 * (size_t)dd, k, &one, l1, s1, NULL), VT_OK);
-        assert_int_equal(vt_index_search(x, big + 300 * (size_t)dd, k, &many, l2, s2, NULL), VT_OK);
-        for (int j = 0; j < k; j++) {
-            assert_int_equal(l2[j], l1[j]);
-            assert_true(s2[j] == s1[j]);
-        }
+        int64_t l2[10];
+        assert_int_equal(search_split_same(x, big + 300 * (size_t)dd, k, (vt_search_opts){0}, 64, l2), k);
         vt_index_free(x);
         free(big);
     }

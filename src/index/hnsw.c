@@ -33,8 +33,8 @@ static inline void lock(vt_index *x, uint32_t id) {
 }
 static inline void unlock(vt_index *x, uint32_t id) { __atomic_clear(&x->locks[id], __ATOMIC_RELEASE); }
 
-/* ---- binary max-heaps on .d (candidates store -distance so the closest is on top; push:
- * vt__heap_push) */
+/* ---- binary max-heaps (candidates store -distance so the closest is on top): push with
+ * vt__heap_push, which orders by (.d, .id); pop sifts on .d, which keeps that a heap on .d */
 static inline void hpop(vt__cand *h, size_t *n) {
     vt__cand last = h[--(*n)];
     size_t i = 0, m = *n;

@@ -613,6 +613,7 @@ typedef struct {
     const vt__kernels *k;
     const vt__query *q;
     int kk, parts;
+    size_t blocks; /* SCAN_BLOCK row blocks in the index */
     const vt_bitset *f;
     vt__cand *h; /* parts x kk candidates */
     int *hn;     /* parts counts */
@@ -623,8 +624,7 @@ typedef struct {
 static void split_part(void *p, size_t i, int worker) {
     (void)worker;
     split_ctx *c = p;
-    size_t blocks = (c->x->n + SCAN_BLOCK - 1) / SCAN_BLOCK;
-    size_t r0 = blocks * i / (size_t)c->parts * SCAN_BLOCK, r1 = blocks * (i + 1) / (size_t)c->parts * SCAN_BLOCK;
+    size_t r0 = c->blocks * i / (size_t)c->parts * SCAN_BLOCK, r1 = c->blocks * (i + 1) / (size_t)c->parts * SCAN_BLOCK;
     flat_range(c->x, c->k, c->q, c->kk, c->f, r0, VT_MIN(r1, c->x->n), c->h + i * (size_t)c->kk, &c->hn[i]);
 }
 
@@ -638,7 +638,7 @@ static void flat_search(const vt_index *x, const vt__kernels *k, const vt__query
     size_t blocks = (x->n + SCAN_BLOCK - 1) / SCAN_BLOCK;
     int parts = threads > 1 && x->n * x->stride >= SPLIT_MIN_BYTES ? (int)VT_MIN((size_t)threads, blocks) : 1;
     vt_pool *pool = NULL;
-    split_ctx c = {x, k, q, kk, parts, f, NULL, NULL};
+    split_ctx c = {x, k, q, kk, parts, blocks, f, NULL, NULL};
     if (parts > 1) {
         c.h = malloc((size_t)parts * (size_t)kk * sizeof *c.h);
         c.hn = calloc((size_t)parts, sizeof *c.hn);
