@@ -257,7 +257,8 @@ int vt_index_search_batch(const vt_index *idx, const float *q, size_t nq, int k,
                           const vt_search_opts *so, int64_t *labels, float *scores);
 /* Writes the index to path atomically (temporary file, fsync, rename). */
 int vt_index_save(const vt_index *idx, const char *path);
-/* Loads an index written by vt_index_save (mmap'd; copied on the first add or remove).
+/* Loads an index written by vt_index_save (mmap'd; copied on the first add or remove, or at
+ * load for an HNSW index of 16 MB of rows or more, onto huge pages where the kernel has them).
  * Refuses truncated, corrupt or checksum-failing files with VT_ETRUNCATED / VT_ECORRUPT /
  * VT_ECHECKSUM / VT_EUNSUPPORTED. */
 int vt_index_load(const char *path, vt_index **out);

@@ -146,6 +146,9 @@ int vt__admitted(const vt_index *x, const vt_bitset *f, uint32_t id);
 vt__visited *vt__visited_get(vt_index *x);
 void vt__visited_put(vt_index *x, vt__visited *v);
 int vt__materialize(vt_index *x);
+extern size_t vt__huge_min; /* row blocks from this size get huge pages advised (16 MB; tests lower it) */
+void vt__advise_huge(void *p, size_t bytes);
+int vt__thp_usable(void);
 
 void vt__sort_cands(vt__cand *h, size_t n);
 
@@ -166,7 +169,9 @@ struct vt_bitset {
 };
 
 /* persist.c: parse an index image; verify: check the checksum. On success the index owns
- * nothing of buf unless `map` is set (then blocks point into it). */
+ * nothing of buf unless `map` was given and kept: then (*out)->map is set and its rows point into
+ * it. An HNSW index with vt__huge_min bytes of rows or more copies them instead, when the kernel
+ * gives huge pages (vt__thp_usable). */
 int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_t maplen, vt_index **out);
 
 #endif

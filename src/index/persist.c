@@ -240,6 +240,9 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     const uint8_t *pblocks = p, *plabels = p + l.blocks, *pdel = plabels + l.labels, *plev = pdel + l.deleted,
                   *pupper = plev + l.levels;
     if ((rc = vt__reserve(x, n ? n : 1))) goto fail;
+    /* An HNSW walk reads rows at random: from vt__huge_min bytes of rows, a copy on huge pages
+     * (advised by vt__reserve) answers faster than the 4 KB pages of a file mapping. */
+    if (map && x->o.kind == VT_INDEX_HNSW && l.rows >= vt__huge_min && vt__thp_usable()) map = NULL;
     if (map) {
         free(x->blocks);
         x->blocks = (uint8_t *)pblocks;
@@ -338,9 +341,9 @@ int vt_index_load(const char *path, vt_index **out) {
         vt__unmap_file(m, len, mapped);
         return vt__err(len ? VT_ETRUNCATED : VT_EEMPTY, "%s: %zu bytes is shorter than an index header", path, len);
     }
-    if (mapped) { /* the index keeps the mapping */
+    if (mapped) { /* the index keeps the mapping, unless it copied its rows (see vt__index_parse) */
         rc = vt__index_parse(m, len, 1, m, len, out);
-        if (rc) munmap(m, len);
+        if (rc || !(*out)->map) munmap(m, len);
     } else {
         rc = vt__index_parse(m, len, 1, NULL, 0, out);
         free(m);
