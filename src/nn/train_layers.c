@@ -676,6 +676,15 @@ static void accum(tnet *net, int i, const float *g, size_t el) {
     for (size_t j = 0; j < el; j++) d[j] += g[j];
 }
 
+/* Where a gradient for node i can be written: its dy itself when nothing was written there yet
+ * (then marked written, and *direct set), else net->tmp, to be added with accum(). */
+static float *grad_out(tnet *net, int i, int *direct) {
+    tn_node *nd = &net->nodes[i];
+    *direct = !nd->written;
+    if (*direct) nd->written = 1;
+    return *direct ? nd->dy : net->tmp;
+}
+
 /* Runs a oneDNN backward-data primitive whose DIFF_SRC is node src's dy: straight into dy when it
  * is still empty, else into scratch memory that is then added. args[diff_slot] is the DIFF_SRC. */
 static int run_bwd_into(tnet *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, int srci) {
@@ -751,11 +760,13 @@ int vt__tnet_backward(tnet *net) {
             }
             break;
         case TN_RELU: {
-            float *t = net->tmp;
+            if (!wants_grad(net, si)) break;
+            int direct;
+            float *t = grad_out(net, si, &direct);
             const float *y = nd->y, *dy = nd->dy;
 #pragma omp parallel for schedule(static)
             for (size_t j = 0; j < el; j++) t[j] = y[j] > 0 ? dy[j] : 0;
-            if (wants_grad(net, si)) accum(net, si, t, el);
+            if (!direct) accum(net, si, t, el);
             break;
         }
         case TN_ADD: {
@@ -777,8 +788,9 @@ int vt__tnet_backward(tnet *net) {
             break;
         }
         case TN_GAP: {
-            int c = nd->c;
-            float inv = 1.0f / (float)(src->h * src->w), *t = net->tmp;
+            if (!wants_grad(net, si)) break;
+            int c = nd->c, direct;
+            float inv = 1.0f / (float)(src->h * src->w), *t = grad_out(net, si, &direct);
             const dnnl_memory_desc_t *md = &src->md;
             memset(t, 0, sel * sizeof(float));
             for (int b = 0; b < n; b++)
@@ -787,7 +799,7 @@ int vt__tnet_backward(tnet *net) {
                     for (int yy = 0; yy < src->h; yy++)
                         for (int xx = 0; xx < src->w; xx++) t[act_off(md, b, k, yy, xx)] = g;
                 }
-            if (wants_grad(net, si)) accum(net, si, t, sel);
+            if (!direct) accum(net, si, t, sel);
             break;
         }
         case TN_FC: {
@@ -798,15 +810,19 @@ int vt__tnet_backward(tnet *net) {
             for (int b = 0; b < n; b++)
                 for (int k = 0; k < oc; k++) db[k] += nd->dy[(size_t)b * oc + k];
             if (wants_grad(net, si)) {
-                DN(dnnl_sgemm('N', 'N', n, ic, oc, 1.0f, nd->dy, oc, nd->prm[0].w, ic, 0.0f, net->tmp, ic));
-                accum(net, si, net->tmp, sel);
+                int direct;
+                float *t = grad_out(net, si, &direct);
+                DN(dnnl_sgemm('N', 'N', n, ic, oc, 1.0f, nd->dy, oc, nd->prm[0].w, ic, 0.0f, t, ic));
+                if (!direct) accum(net, si, t, sel);
             }
             break;
         }
         case TN_DROPOUT: {
-            float *t = net->tmp;
+            if (!wants_grad(net, si)) break;
+            int direct;
+            float *t = grad_out(net, si, &direct);
             for (size_t j = 0; j < el; j++) t[j] = nd->dy[j] * nd->mask[j];
-            if (wants_grad(net, si)) accum(net, si, t, el);
+            if (!direct) accum(net, si, t, el);
             break;
         }
         case TN_INPUT: break;
