@@ -2,6 +2,7 @@
  * against a naive reference, named tensor readout, batching, plan reuse, preprocessing metadata. */
 #include "testutil.h"
 #include "onnx/onnx.pb-c.h"
+#include "nn/nn_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +420,52 @@ static void test_threads_and_repeat(void **state) {
     tfree_all();
 }
 
+/* The wait policy read from the environment, and a 2-thread plan built under each policy (small
+ * convolutions on one thread or split) gives the reference answer. */
+static void test_omp_wait_policy(void **state) {
+    (void)state;
+    char *w0 = getenv("OMP_WAIT_POLICY") ? strdup(getenv("OMP_WAIT_POLICY")) : NULL;
+    char *s0 = getenv("GOMP_SPINCOUNT") ? strdup(getenv("GOMP_SPINCOUNT")) : NULL;
+    struct { const char *wait, *spin; int passive; } cases[] = {
+        {NULL, NULL, 0}, {"passive", NULL, 1}, {"PASSIVE", NULL, 1}, {"active", NULL, 0},
+        {NULL, "0", 1},  {NULL, "20000", 0},   {"passive", "20000", 1},
+    };
+    params p;
+    make_params(&p);
+    size_t len;
+    uint8_t *buf = build_net(&p, &len, 0, NULL);
+    float x[4 * 4 * 36], ref[20];
+    vt_rng r;
+    vt_rng_seed(&r, 12);
+    for (int i = 0; i < 4 * 4 * 36; i++) x[i] = frand(&r);
+    ref_net(&p, x, 4, NULL, NULL, NULL, ref);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].wait) setenv("OMP_WAIT_POLICY", cases[i].wait, 1);
+        else unsetenv("OMP_WAIT_POLICY");
+        if (cases[i].spin) setenv("GOMP_SPINCOUNT", cases[i].spin, 1);
+        else unsetenv("GOMP_SPINCOUNT");
+        assert_int_equal(vt__nn_omp_passive(), cases[i].passive);
+        vt_model_opts o = {2, 0};
+        vt_model *m;
+        assert_int_equal(vt_model_load_mem(buf, len, "net", &o, &m), 0);
+        float *y;
+        int64_t shp[8];
+        int rank;
+        assert_int_equal(vt_model_run(m, x, 4, 4, 6, 6, NULL, &y, shp, &rank), 0);
+        assert_true(rel_err(y, ref, 20) < 1e-5);
+        free(y);
+        vt_model_free(m);
+    }
+    if (w0) setenv("OMP_WAIT_POLICY", w0, 1);
+    else unsetenv("OMP_WAIT_POLICY");
+    if (s0) setenv("GOMP_SPINCOUNT", s0, 1);
+    else unsetenv("GOMP_SPINCOUNT");
+    free(w0);
+    free(s0);
+    free(buf);
+    tfree_all();
+}
+
 static void test_preproc_from_metadata_and_defaults(void **state) {
     (void)state;
     params p;
@@ -635,6 +682,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fused_network_matches_reference),
         cmocka_unit_test(test_threads_and_repeat),
+        cmocka_unit_test(test_omp_wait_policy),
         cmocka_unit_test(test_preproc_from_metadata_and_defaults),
         cmocka_unit_test(test_unsupported_and_malformed),
         cmocka_unit_test(test_cli_embed),

@@ -139,6 +139,7 @@ struct nn_plan {
     int value_dependent;    /* folded the values of graph inputs: do not reuse for other data */
     int threads;
     int cur_nthr;           /* threads for the primitive being created */
+    int passive;            /* OpenMP threads sleep between parallel regions (see vt__nn_omp_passive) */
     int bf16;
     /* the key the plan was made for */
     int nin;
@@ -157,6 +158,10 @@ typedef struct {
     const void *data;
 } nn_feed;
 
+/* 1 if libgomp's threads sleep between parallel regions (OMP_WAIT_POLICY=passive, any case, or
+ * GOMP_SPINCOUNT=0), else 0. A plan puts convolutions under 4 M multiply-adds on one thread
+ * only then. */
+int vt__nn_omp_passive(void);
 int vt__nn_plan_build(nn_graph *g, dnnl_engine_t eng, int threads, int bf16, int nfeed, const nn_feed *feeds,
                       int nkeep, const int *keep, nn_plan **out);
 int vt__nn_plan_run(nn_plan *p, int nfeed, const nn_feed *feeds);

@@ -5,7 +5,9 @@
 #include <malloc.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DN(call)                                                                                         \
     do {                                                                                                 \
@@ -120,13 +122,26 @@ static int const_new(nn_plan *p, int dtype, int rank, const int64_t *dims_in, vo
 
 /* ---------------------------------------------------------------- steps */
 
+/* 1 if libgomp's threads sleep between parallel regions (OMP_WAIT_POLICY=passive, or
+ * GOMP_SPINCOUNT=0), 0 if they spin a while first (libgomp's default, and the CLI's choice for
+ * `model` and `embed` on an idle machine). */
+int vt__nn_omp_passive(void) {
+    const char *w = getenv("OMP_WAIT_POLICY"), *s = getenv("GOMP_SPINCOUNT");
+    return (w && !strcasecmp(w, "passive")) || (s && !strcmp(s, "0"));
+}
+
 /* Threads for the primitive about to be created: small layers run on one thread, since a
  * parallel region costs a barrier that is worth more than the split work (oneDNN fixes a
  * primitive's thread count when it is created; the run sets it again per step). `work` is
- * multiply-adds for convolutions, elements otherwise. */
+ * multiply-adds for convolutions, elements otherwise. Convolutions below 4 M multiply-adds stay
+ * on one thread only when the threads sleep between regions (each region then wakes them):
+ * with spinning threads splitting every convolution was faster (EfficientNet-B0, 2 threads,
+ * batch 1, alternating runs: 85 / 59 / 88 img/s against 62 / 63 / 78; MobileNetV2 163 / 178 /
+ * 171 against 149 / 160 / 159), with sleeping ones it was not (MobileNetV2 96 / 86 / 67 against
+ * 96 / 107 / 96). */
 static void want_threads(nn_plan *p, double work, int is_conv) {
     int n = p->threads > 0 ? p->threads : 1;
-    if (work < (is_conv ? 4e6 : 65536.0)) n = 1;
+    if (work < (is_conv ? (p->passive ? 4e6 : 0.0) : 65536.0)) n = 1;
     p->cur_nthr = n;
     omp_set_num_threads(n);
 }
@@ -2028,6 +2043,7 @@ int vt__nn_plan_build(nn_graph *g, dnnl_engine_t eng, int threads, int bf16, int
     p->eng = eng;
     p->threads = threads;
     p->cur_nthr = threads > 0 ? threads : 1;
+    p->passive = vt__nn_omp_passive();
     p->bf16 = bf16;
     if (threads > 0) omp_set_num_threads(threads);
     bctx b = {p, g, NULL, NULL, NULL, NULL, feeds, nfeed, NULL};
