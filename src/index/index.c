@@ -90,13 +90,21 @@ void vt_index_free(vt_index *x) {
     free(x);
 }
 
-/* Grows a heap array to hold `cap` elements of `size` bytes, zeroing the new part. */
+/* Grows a heap array to hold `cap` elements of `size` bytes, zeroing the new part, with huge
+ * pages advised (vt__advise_huge) before that part is first touched. A first allocation takes
+ * fresh zero pages from calloc and touches none (a mapped load frees its row array unused). */
 static int grow(void *pp, size_t old, size_t cap, size_t size) {
     void **p = pp;
     size_t bytes;
     if (vt__mul_overflow(cap, size, &bytes)) return -1;
+    if (!*p) {
+        if (!(*p = calloc(bytes ? bytes : 1, 1))) return -1;
+        vt__advise_huge(*p, bytes);
+        return 0;
+    }
     void *q = realloc(*p, bytes ? bytes : 1);
     if (!q) return -1;
+    vt__advise_huge(q, bytes);
     memset((char *)q + old * size, 0, (cap - old) * size);
     *p = q;
     return 0;
@@ -149,23 +157,6 @@ int vt__materialize(vt_index *x) {
 
 static int hash_rehash(vt_index *x, size_t hcap);
 
-/* grow() for the row blocks, with huge pages advised before the new part is first touched. */
-static int grow_blocks(vt_index *x, size_t ncap) {
-    size_t bytes;
-    if (vt__mul_overflow(ncap, x->stride, &bytes)) return -1;
-    if (!x->blocks) { /* fresh zero pages, none touched yet (a mapped load frees them unused) */
-        if (!(x->blocks = calloc(bytes ? bytes : 1, 1))) return -1;
-        vt__advise_huge(x->blocks, bytes);
-        return 0;
-    }
-    uint8_t *q = realloc(x->blocks, bytes ? bytes : 1);
-    if (!q) return -1;
-    vt__advise_huge(q, bytes);
-    memset(q + x->cap * x->stride, 0, (ncap - x->cap) * x->stride);
-    x->blocks = q;
-    return 0;
-}
-
 /* Makes room for `cap` rows in every per-row array (rows beyond n stay unused). */
 int vt__reserve(vt_index *x, size_t cap) {
     if (cap >= VT__NOID) return vt__err(VT_ETOOBIG, "index: %zu items is above the limit of %u", cap, VT__NOID - 1);
@@ -177,7 +168,7 @@ int vt__reserve(vt_index *x, size_t cap) {
     int rc = vt__materialize(x);
     if (rc) return rc;
     size_t oldw = (x->cap + 63) / 64, neww = (ncap + 63) / 64;
-    if (grow_blocks(x, ncap) || grow(&x->labels, x->cap, ncap, sizeof *x->labels) ||
+    if (grow(&x->blocks, x->cap, ncap, x->stride) || grow(&x->labels, x->cap, ncap, sizeof *x->labels) ||
         grow(&x->deleted, oldw, neww, sizeof *x->deleted) || grow(&x->levels, x->cap, ncap, 1) ||
         grow(&x->locks, x->cap, ncap, 1) ||
         (x->o.kind == VT_INDEX_HNSW && grow(&x->upper, x->cap, ncap, sizeof *x->upper)))

@@ -146,7 +146,7 @@ int vt__admitted(const vt_index *x, const vt_bitset *f, uint32_t id);
 vt__visited *vt__visited_get(vt_index *x);
 void vt__visited_put(vt_index *x, vt__visited *v);
 int vt__materialize(vt_index *x);
-extern size_t vt__huge_min; /* row blocks from this size get huge pages advised (16 MB; tests lower it) */
+extern size_t vt__huge_min; /* per-row arrays from this size get huge pages advised (16 MB; tests lower it) */
 void vt__advise_huge(void *p, size_t bytes);
 int vt__thp_usable(void);
 
