@@ -689,21 +689,14 @@ static float *grad_out(tnet *net, int i, int *direct) {
  * is still empty, else into scratch memory that is then added. args[diff_slot] is the DIFF_SRC. */
 static int run_bwd_into(tnet *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, int srci) {
     tn_node *src = &net->nodes[srci];
-    size_t el = src->el;
-    if (!src->written) {
-        int rc = run(net, p, nargs, args);
-        src->written = 1;
-        return rc;
-    }
-    DN(dnnl_memory_set_data_handle(src->m_dy, net->tmp));
+    int direct;
+    float *t = grad_out(net, srci, &direct);
+    if (direct) return run(net, p, nargs, args);
+    DN(dnnl_memory_set_data_handle(src->m_dy, t));
     int rc = run(net, p, nargs, args);
     DN(dnnl_memory_set_data_handle(src->m_dy, src->dy));
-    if (rc) return rc;
-    float *d = src->dy;
-    const float *t = net->tmp;
-#pragma omp parallel for schedule(static)
-    for (size_t j = 0; j < el; j++) d[j] += t[j];
-    return 0;
+    if (!rc) accum(net, srci, t, src->el);
+    return rc;
 }
 
 /* Contract: see train_internal.h. Nodes whose dy was never written (no path to a marked
