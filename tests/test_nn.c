@@ -1,9 +1,11 @@
 /* test_nn.c: unit tests of the CNN engine: ONNX loading errors, fused Conv/BN/activation/residual
- * against a naive reference, named tensor readout, batching, plan reuse, preprocessing metadata. */
+ * against a naive reference, Winograd convolutions, named tensor readout, batching, plan reuse,
+ * preprocessing metadata. */
 #include "testutil.h"
 #include "onnx/onnx.pb-c.h"
 #include "nn/nn_internal.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,6 +468,196 @@ static void test_omp_wait_policy(void **state) {
     tfree_all();
 }
 
+/* ---------------------------------------------------------------- Winograd convolutions */
+
+/* Direct 3x3 convolution in double on NCHW data with top/left pads pt/pl and output oh x ow. */
+static void ref_conv3(const float *x, int N, int C, int H, int W, const float *w, const float *bias, int OC, int pt,
+                      int pl, int oh, int ow, float *y) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    double s = bias[o];
+                    for (int c = 0; c < C; c++)
+                        for (int ki = 0; ki < 3; ki++)
+                            for (int kj = 0; kj < 3; kj++) {
+                                int yy = i - pt + ki, xx = j - pl + kj;
+                                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                                s += (double)x[(((size_t)n * C + c) * H + yy) * W + xx] * w[((o * C + c) * 3 + ki) * 3 + kj];
+                            }
+                    y[(((size_t)n * OC + o) * oh + i) * ow + j] = (float)s;
+                }
+}
+
+/* NCHW <-> nChw8c (C a multiple of 8). */
+static void to_blocked(const float *a, float *b, int N, int C, int HW, int back) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < HW; i++) {
+                size_t pl = ((size_t)n * C + c) * HW + i, bl = (((size_t)n * (C / 8) + c / 8) * HW + i) * 8 + c % 8;
+                if (back) b[pl] = a[bl];
+                else b[bl] = a[pl];
+            }
+}
+
+/* wino.c against a direct convolution: partial tiles at the right and bottom edges, padding on
+ * any side, several chunks of tiles, every post-op kind, 1 and 2 threads. */
+static void test_winograd_kernel(void **state) {
+    (void)state;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) skip();
+    const struct {
+        int ic, oc, h, w, pt, pl, pb, pr, n, npo;
+        nn_wpo po[2];
+    } cs[] = {
+        {16, 32, 9, 11, 1, 1, 1, 1, 3, 2, {{NN_WPO_SUM, 0, 0}, {NN_WPO_RELU, 0, 0}}},
+        {24, 16, 5, 4, 0, 0, 0, 0, 2, 1, {{NN_WPO_RELU, 0.1f, 0}}},
+        {16, 16, 3, 3, 2, 2, 2, 2, 1, 1, {{NN_WPO_CLIP, -0.5f, 0.5f}}},
+        {16, 48, 7, 6, 1, 0, 2, 1, 2, 2, {{NN_WPO_LINEAR, 2.f, 0.25f}, {NN_WPO_SUM, 0, 0}}},
+        {16, 16, 64, 64, 1, 1, 1, 1, 3, 0, {{0, 0, 0}}}, /* 768 tiles: two chunks */
+    };
+    vt_rng r;
+    vt_rng_seed(&r, 21);
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int ic = cs[ci].ic, oc = cs[ci].oc, h = cs[ci].h, w = cs[ci].w, n = cs[ci].n;
+        int oh = h + cs[ci].pt + cs[ci].pb - 2, ow = w + cs[ci].pl + cs[ci].pr - 2;
+        size_t nx = (size_t)n * ic * h * w, ny = (size_t)n * oc * oh * ow;
+        float *x = malloc(nx * 4), *xb = malloc(nx * 4), *wt = malloc((size_t)oc * ic * 9 * 4), *bias = malloc((size_t)oc * 4),
+              *old = malloc(ny * 4), *want = malloc(ny * 4), *yb = malloc(ny * 4), *y = malloc(ny * 4);
+        assert_true(x && xb && wt && bias && old && want && yb && y);
+        for (size_t i = 0; i < nx; i++) x[i] = frand(&r);
+        for (int i = 0; i < oc * ic * 9; i++) wt[i] = frand(&r) * 0.3f;
+        for (int i = 0; i < oc; i++) bias[i] = frand(&r);
+        for (size_t i = 0; i < ny; i++) old[i] = frand(&r);
+        ref_conv3(x, n, ic, h, w, wt, bias, oc, cs[ci].pt, cs[ci].pl, oh, ow, want);
+        for (size_t i = 0; i < ny; i++)
+            for (int k = 0; k < cs[ci].npo; k++) {
+                const nn_wpo *q = &cs[ci].po[k];
+                float v = want[i];
+                if (q->kind == NN_WPO_SUM) v += old[i];
+                else if (q->kind == NN_WPO_RELU) v = v > 0 ? v : q->a * v;
+                else if (q->kind == NN_WPO_CLIP) v = fminf(fmaxf(v, q->a), q->b);
+                else v = q->a * v + q->b;
+                want[i] = v;
+            }
+        to_blocked(x, xb, n, ic, h * w, 0);
+        nn_wino *k = vt__wino_new(ic, oc, h, w, oh, ow, cs[ci].pt, cs[ci].pl);
+        assert_non_null(k);
+        vt__wino_set_weights(k, wt, bias, 0);
+        float *scratch = malloc(vt__wino_scratch(k, n) * 4);
+        assert_non_null(scratch);
+        for (int thr = 1; thr <= 2; thr++) {
+            omp_set_num_threads(thr);
+            to_blocked(old, yb, n, oc, oh * ow, 0); /* what a sum post-op adds */
+            vt__wino_run(k, n, xb, yb, scratch, cs[ci].npo, cs[ci].po);
+            to_blocked(yb, y, n, oc, oh * ow, 1);
+            double e = rel_err(y, want, ny);
+            if (e >= 2e-6) fail_msg("case %zu, %d threads: relative error %g", ci, thr, e);
+        }
+        if (oc == 32 && ic == 16) {
+            /* the data gradient of this convolution: weights transposed and rotated, 32 -> 16 */
+            float *wr = malloc((size_t)oc * ic * 9 * 4), *g = malloc(ny * 4), *gb = malloc(ny * 4);
+            size_t nd = (size_t)n * ic * (oh + 2) * (ow + 2);
+            float *dx = malloc(nd * 4), *dxb = malloc(nd * 4), *dwant = malloc(nd * 4);
+            assert_true(wr && g && gb && dx && dxb && dwant);
+            for (int o = 0; o < ic; o++)
+                for (int i = 0; i < oc; i++)
+                    for (int j = 0; j < 9; j++) wr[((size_t)o * oc + i) * 9 + j] = wt[((size_t)i * ic + o) * 9 + 8 - j];
+            for (size_t i = 0; i < ny; i++) g[i] = frand(&r);
+            float zero[16] = {0};
+            ref_conv3(g, n, oc, oh, ow, wr, zero, ic, 2, 2, oh + 2, ow + 2, dwant);
+            nn_wino *kb = vt__wino_new(oc, ic, oh, ow, oh + 2, ow + 2, 2, 2);
+            assert_non_null(kb);
+            vt__wino_set_weights(kb, wt, NULL, 1);
+            float *sb = malloc(vt__wino_scratch(kb, n) * 4);
+            assert_non_null(sb);
+            to_blocked(g, gb, n, oc, oh * ow, 0);
+            vt__wino_run(kb, n, gb, dxb, sb, 0, NULL);
+            to_blocked(dxb, dx, n, ic, (oh + 2) * (ow + 2), 1);
+            double e = rel_err(dx, dwant, nd);
+            if (e >= 2e-6) fail_msg("transposed weights: relative error %g", e);
+            vt__wino_free(kb);
+            free(wr), free(g), free(gb), free(dx), free(dxb), free(dwant), free(sb);
+        }
+        vt__wino_free(k);
+        free(scratch), free(x), free(xb), free(wt), free(bias), free(old), free(want), free(yb), free(y);
+    }
+}
+
+/* A plan sends a 3x3 convolution with BN, residual Add and Relu to wino.c (its weights take 36
+ * instead of 9 floats per kernel) unless VITRINE_WINOGRAD=0, and both give the reference. */
+static void test_winograd_in_plan(void **state) {
+    (void)state;
+    enum { IC = 16, OC = 32, H = 7, W = 10, N = 2 };
+    static float w1[OC * IC * 9], b1[OC], w2[OC * IC], b2[OC], sc[OC], sh[OC], mu[OC], va[OC];
+    vt_rng r;
+    vt_rng_seed(&r, 5);
+    for (int i = 0; i < OC * IC * 9; i++) w1[i] = frand(&r) * 0.3f;
+    for (int i = 0; i < OC * IC; i++) w2[i] = frand(&r) * 0.3f;
+    for (int i = 0; i < OC; i++)
+        b1[i] = frand(&r), b2[i] = frand(&r), sc[i] = 0.5f + (float)vt_rng_uniform(&r), sh[i] = frand(&r),
+        mu[i] = frand(&r), va[i] = 0.5f + (float)vt_rng_uniform(&r);
+    builder b;
+    b_init(&b);
+    int64_t d1[4] = {OC, IC, 3, 3}, d2[4] = {OC, IC, 1, 1}, dc[1] = {OC}, pads[4] = {1, 1, 1, 1};
+    b_init_f(&b, "w1", 4, d1, w1);
+    b_init_f(&b, "b1", 1, dc, b1);
+    b_init_f(&b, "w2", 4, d2, w2);
+    b_init_f(&b, "b2", 1, dc, b2);
+    b_init_f(&b, "sc", 1, dc, sc);
+    b_init_f(&b, "sh", 1, dc, sh);
+    b_init_f(&b, "mu", 1, dc, mu);
+    b_init_f(&b, "va", 1, dc, va);
+    Onnx__NodeProto *n = b_node(&b, "Conv", "x", "w1", "b1", "c1");
+    a_ints(n, "pads", 4, pads);
+    n = b_node(&b, "BatchNormalization", "c1", "sc", "sh", "bn");
+    n->n_input = 5;
+    n->input = tmalloc(5 * sizeof(char *));
+    const char *bnin[5] = {"c1", "sc", "sh", "mu", "va"};
+    for (int i = 0; i < 5; i++) n->input[i] = (char *)bnin[i];
+    b_node(&b, "Conv", "x", "w2", "b2", "c2");
+    b_node(&b, "Add", "bn", "c2", NULL, "add");
+    b_node(&b, "Relu", "add", NULL, NULL, "y");
+    int64_t xin[4] = {-1, IC, H, W}, yout[4] = {-1, OC, H, W};
+    b.ins[b.g.n_input++] = b_vi("x", 4, xin);
+    b.outs[b.g.n_output++] = b_vi("y", 4, yout);
+    size_t len;
+    uint8_t *buf = b_pack(&b, 13, &len);
+    static float x[N * IC * H * W], c1[N * OC * H * W], c2[N * OC * H * W], want[N * OC * H * W];
+    for (int i = 0; i < N * IC * H * W; i++) x[i] = frand(&r);
+    int oh, ow;
+    ref_conv(x, N, IC, H, W, w1, b1, OC, 3, 1, 1, 1, c1, &oh, &ow);
+    ref_conv(x, N, IC, H, W, w2, b2, OC, 1, 1, 0, 1, c2, &oh, &ow);
+    for (int i = 0; i < N * OC * H * W; i++) {
+        int c = i / (H * W) % OC;
+        float v = (c1[i] - mu[c]) / sqrtf(va[c] + 1e-5f) * sc[c] + sh[c] + c2[i];
+        want[i] = v > 0 ? v : 0;
+    }
+    char *e0 = getenv("VITRINE_WINOGRAD") ? strdup(getenv("VITRINE_WINOGRAD")) : NULL;
+    size_t wbytes[2];
+    for (int off = 0; off < 2; off++) {
+        if (off) setenv("VITRINE_WINOGRAD", "0", 1);
+        else unsetenv("VITRINE_WINOGRAD");
+        vt_model *m;
+        assert_int_equal(vt_model_load_mem(buf, len, "wino", NULL, &m), 0);
+        float *y;
+        int64_t shp[8];
+        int rank;
+        assert_int_equal(vt_model_run(m, x, N, IC, H, W, NULL, &y, shp, &rank), 0);
+        assert_true(rel_err(y, want, (size_t)N * OC * H * W) < 1e-5);
+        size_t act;
+        assert_int_equal(vt_model_plan_bytes(m, &act, &wbytes[off]), 0);
+        free(y);
+        vt_model_free(m);
+    }
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    assert_int_equal(wbytes[0] - wbytes[1], avx2 ? (size_t)(36 - 9) * OC * IC * 4 : 0);
+    if (e0) setenv("VITRINE_WINOGRAD", e0, 1);
+    else unsetenv("VITRINE_WINOGRAD");
+    free(e0);
+    free(buf);
+    tfree_all();
+}
+
 static void test_preproc_from_metadata_and_defaults(void **state) {
     (void)state;
     params p;
@@ -683,6 +875,8 @@ int main(void) {
         cmocka_unit_test(test_fused_network_matches_reference),
         cmocka_unit_test(test_threads_and_repeat),
         cmocka_unit_test(test_omp_wait_policy),
+        cmocka_unit_test(test_winograd_kernel),
+        cmocka_unit_test(test_winograd_in_plan),
         cmocka_unit_test(test_preproc_from_metadata_and_defaults),
         cmocka_unit_test(test_unsupported_and_malformed),
         cmocka_unit_test(test_cli_embed),

@@ -187,4 +187,20 @@ void vt__nn_reduce_mean_ref(const float *in, int rank, const int64_t *dims, cons
 void vt__nn_slice_ref(size_t esize, const void *in, int rank, const int64_t *dims, const int64_t *start,
                       const int64_t *step, const int64_t *odims, void *out);
 
+/* ---- Winograd F(4x4, 3x3) convolutions (wino.c, AVX2 + FMA only: callers check the CPU) */
+typedef struct nn_wino nn_wino;
+enum { NN_WPO_SUM = 1, NN_WPO_RELU, NN_WPO_CLIP, NN_WPO_LINEAR };
+/* One post-op: SUM adds the destination's old value; RELU x > 0 ? x : a x; CLIP to [a, b];
+ * LINEAR a x + b. */
+typedef struct {
+    int kind;
+    float a, b;
+} nn_wpo;
+nn_wino *vt__wino_new(int ic, int oc, int ih, int iw, int oh, int ow, int pt, int pl);
+void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed);
+void vt__wino_free(nn_wino *k);
+size_t vt__wino_weight_bytes(const nn_wino *k);
+size_t vt__wino_scratch(const nn_wino *k, int n);
+void vt__wino_run(const nn_wino *k, int n, const float *src, float *dst, float *scratch, int npo, const nn_wpo *po);
+
 #endif

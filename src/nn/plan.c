@@ -258,16 +258,18 @@ typedef struct {
 } bctx;
 
 /* One use of initializer v by a convolution (which copied it) is done; when it was the last use
- * and the graph allows it, the original is freed (vitrine model run then holds the weights once). */
-static void used_up(bctx *b, int v) {
-    if (v < 0 || !b->remaining) return;
+ * and the graph allows it, the original is freed (vitrine model run then holds the weights once)
+ * and 1 is returned. */
+static int used_up(bctx *b, int v) {
+    if (v < 0 || !b->remaining) return 0;
     nn_value *gv = &b->g->vals[v];
-    if (--b->remaining[v] > 0 || !gv->data || gv->producer >= 0 || b->pinned[v] || !b->g->release_weights) return;
+    if (--b->remaining[v] > 0 || !gv->data || gv->producer >= 0 || b->pinned[v] || !b->g->release_weights) return 0;
     int t = b->p->val2t[v];
     if (t >= 0 && b->p->t[t].cdata == gv->data) b->p->t[t].cdata = NULL;
     free(gv->data);
     gv->data = NULL;
     b->g->weights_released = 1;
+    return 1;
 }
 
 static int fusible(const bctx *b, int v) {
@@ -468,6 +470,165 @@ static int spatial_attr(const nn_node *n, const char *name, int sd, int64_t dflt
  * (including x*sigmoid(x) and x*hardsigmoid(x) patterns) and one residual Add, as far as the
  * intermediate values have no other consumers. Creates the primitive, reorders the (folded)
  * weights once into the layout oneDNN chose. */
+/* Releases a convolution's original weights, bias and folded BN parameters once nothing else
+ * needs them (the plan holds its own copy). */
+static void release_weights(bctx *b, const nn_node *n, int bn_node) {
+    int freed = used_up(b, n->in[1]);
+    if (n->nin > 2) freed |= used_up(b, n->in[2]);
+    if (bn_node >= 0)
+        for (int i = 1; i < 5; i++) freed |= used_up(b, b->g->nodes[bn_node].in[i]);
+    /* hand the freed pages back now, not at the end of the plan: the plan's copies of the weights
+     * grow while the originals shrink, and the process's peak stays near one copy (ResNet-50:
+     * 134 MB against 184 MB when trimmed once at the end) */
+    if (freed) malloc_trim(0);
+}
+
+/* Step sidx (the convolution of node ni writing tensor y) adds the residual tensor sum_t; the Add
+ * node last_fused was absorbed into it. Makes y share sum_t's buffer when that is safe, else
+ * gives the step a copy of sum_t into y before it runs. */
+static int fuse_residual(bctx *b, int ni, int sidx, int sum_t, int y, int last_fused) {
+    nn_plan *p = b->p;
+    nn_graph *g = b->g;
+    nn_step *s = &p->steps[sidx];
+    const dnnl_memory_desc_t dmd = p->t[y].md;
+    int rc;
+    /* The residual may be overwritten in place when nothing reads its buffer later: every
+     * tensor sharing the buffer is unpinned and every graph value mapped to one of them has
+     * no consumer left (consumers earlier in topological order have run, and so have nodes
+     * absorbed into earlier fused steps; the Add being fused here is the one exception). */
+    int r = root_of(p, sum_t);
+    int inplace = !p->t[r].is_const && dnnl_memory_desc_equal(&p->t[sum_t].md, &dmd) &&
+                  p->t[sum_t].bytes == p->t[y].bytes;
+    for (int t2 = 0; inplace && t2 < p->nt; t2++) {
+        if (t2 == y || root_of(p, t2) != r) continue;
+        if (p->t[t2].pinned) inplace = 0;
+        for (int v = 0; inplace && v < g->nvals; v++) {
+            if (p->val2t[v] != t2) continue;
+            if (b->pinned[v] || g->vals[v].is_output || g->vals[v].is_input) inplace = 0;
+            for (int ci = 0; inplace && ci < g->nnodes; ci++) {
+                const nn_node *c = &g->nodes[ci];
+                int reads = 0;
+                for (int j = 0; j < c->nin; j++) reads |= c->in[j] == v;
+                if (!reads || ci == last_fused) continue;
+                if (!(ci < ni || b->absorbed[ci])) inplace = 0;
+            }
+        }
+    }
+    if (inplace) {
+        p->t[y].alias = root_of(p, sum_t);
+    } else {
+        s->copy_src = sum_t;
+        s->copy_dst = y;
+        dnnl_primitive_desc_t rpd;
+        DN(dnnl_reorder_primitive_desc_create(&rpd, &p->t[sum_t].md, p->eng, &dmd, p->eng, NULL));
+        rc = prim_from_pd(rpd, &s->copy_prim);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Winograd convolutions */
+
+/* Appends activation alg(a, b) to a Winograd post-op list; 0 when wino.c has no such activation. */
+static int wpo_add(nn_wpo *w, int *n, dnnl_alg_kind_t alg, float a, float b) {
+    int kind = alg == dnnl_eltwise_relu ? NN_WPO_RELU : alg == dnnl_eltwise_clip ? NN_WPO_CLIP
+             : alg == dnnl_eltwise_linear ? NN_WPO_LINEAR : 0;
+    if (!kind || *n >= 8) return 0;
+    w[(*n)++] = (nn_wpo){kind, a, b};
+    return 1;
+}
+
+/* 1 when this CPU runs wino.c (AVX2 + FMA) and VITRINE_WINOGRAD is not "0" (read per plan). */
+static int wino_enabled(void) {
+    const char *e = getenv("VITRINE_WINOGRAD");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(e && !strcmp(e, "0"));
+}
+
+/* Whether a convolution goes to wino.c: 2-D, 3x3, stride 1, no dilation, channels in blocks of 8
+ * (in) and 16 (out), at least 16 of each; transformed weights (4x the plain ones) at most 16 MB,
+ * so that a network's largest layers (ResNet-50's last stage: 7x7 images, where a tile's rows run
+ * past the image and the weights are read for few tiles) keep oneDNN's direct kernel and the
+ * plan's memory stays near the weights' size; and tiles that cover at most 1.5x the output. */
+static int wino_fits(const nn_tensor *X, int sd, const int64_t *k, const int64_t *st, const int64_t *dil,
+                     const int64_t *pl, const int64_t *pr, const int64_t *odims) {
+    if (sd != 2 || X->dtype != NN_FLOAT || !wino_enabled()) return 0;
+    if (k[0] != 3 || k[1] != 3 || st[0] != 1 || st[1] != 1 || dil[0] != 1 || dil[1] != 1) return 0;
+    if (pl[0] < 0 || pl[1] < 0 || pr[0] < 0 || pr[1] < 0 || pl[0] > 2 || pl[1] > 2) return 0;
+    int64_t ic = X->dims[1], oc = odims[1], oh = odims[2], ow = odims[3];
+    if (ic % 8 || oc % 16 || ic < 16 || oc < 16 || oh < 1 || ow < 1) return 0;
+    if (X->dims[0] > INT32_MAX || X->dims[2] > 65536 || X->dims[3] > 65536 || ic > 65536 || oc > 65536) return 0;
+    if (36.0 * (double)ic * (double)oc * 4 > 16.0 * (1 << 20)) return 0;
+    double tiles = (double)((oh + 3) / 4) * (double)((ow + 3) / 4) * 16;
+    return tiles <= 1.5 * (double)oh * (double)ow;
+}
+
+typedef struct {
+    nn_wino *k;
+    int n, x, y, scratch, npo;
+    nn_wpo po[8];
+} wino_ctx;
+
+static void *tptr(nn_plan *p, int t);
+
+static void run_wino(nn_plan *p, void *c) {
+    wino_ctx *w = c;
+    vt__wino_run(w->k, w->n, tptr(p, w->x), tptr(p, w->y), tptr(p, w->scratch), w->npo, w->po);
+}
+
+/* Plans convolution node ni as a Winograd step: input x (reordered to nChw8c if needed), output
+ * odims in nChw8c, left/top pads pl, folded weights wf and bias bf (both consumed), post-ops wpo
+ * (a sum adds tensor sum_t, fused from Add node last_fused); the chain's last value is cur. */
+static int conv_wino(bctx *b, int ni, int x, const int64_t *odims, const int64_t *pl, float *wf, float *bf,
+                     const nn_wpo *wpo, int nwpo, int sum_t, int last_fused, int cur, int bn_node) {
+    nn_plan *p = b->p;
+    const nn_node *n = &b->g->nodes[ni];
+    const nn_tensor *X = &p->t[x];
+    int N = (int)X->dims[0];
+    nn_wino *k = vt__wino_new((int)X->dims[1], (int)odims[1], (int)X->dims[2], (int)X->dims[3], (int)odims[2],
+                              (int)odims[3], (int)pl[0], (int)pl[1]);
+    if (k) vt__wino_set_weights(k, wf, bf, 0);
+    free(wf);
+    free(bf);
+    if (!k) return vt__err(VT_ENOMEM, "out of memory");
+    release_weights(b, n, bn_node);
+    p->wbytes += (int64_t)vt__wino_weight_bytes(k);
+    wino_ctx *c = calloc(1, sizeof *c);
+    dnnl_memory_desc_t smd, dmd;
+    dnnl_dims_t sdims = {X->dims[0], X->dims[1], X->dims[2], X->dims[3]};
+    dnnl_dims_t ddims = {odims[0], odims[1], odims[2], odims[3]};
+    if (!c || dnnl_memory_desc_init_by_tag(&smd, 4, sdims, dnnl_f32, dnnl_aBcd8b) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dmd, 4, ddims, dnnl_f32, dnnl_aBcd8b) != dnnl_success) {
+        free(c);
+        vt__wino_free(k);
+        return vt__err(VT_ENOMEM, "out of memory");
+    }
+    c->k = k;
+    c->n = N;
+    c->npo = nwpo;
+    memcpy(c->po, wpo, (size_t)nwpo * sizeof *wpo);
+    c->x = x;
+    int rc = 0;
+    if (!dnnl_memory_desc_equal(&smd, &X->md)) rc = c->x = reorder_to(p, x, &smd);
+    int64_t sn = (int64_t)vt__wino_scratch(k, N);
+    if (rc >= 0) rc = c->y = rt_new(p, 4, odims, &dmd);
+    if (rc >= 0) rc = c->scratch = rt_new(p, 1, &sn, NULL);
+    if (rc < 0) {
+        vt__wino_free(k);
+        free(c);
+        return rc;
+    }
+    int y = c->y;
+    want_threads(p, (double)vt__nn_numel(4, odims) * (double)X->dims[1] * 9, 1);
+    int ts[4] = {c->x, y, c->scratch, sum_t};
+    if ((rc = add_c_step(p, run_wino, c, sum_t >= 0 ? 4 : 3, ts)) != 0) {
+        vt__wino_free(k); /* add_c_step freed c */
+        return rc;
+    }
+    if (sum_t >= 0 && (rc = fuse_residual(b, ni, p->nsteps - 1, sum_t, y, last_fused)) != 0) return rc;
+    p->val2t[cur] = y;
+    return 0;
+}
+
 static int plan_conv(bctx *b, int ni) {
     nn_plan *p = b->p;
     nn_graph *g = b->g;
@@ -541,6 +702,8 @@ static int plan_conv(bctx *b, int ni) {
     dnnl_post_ops_t po;
     DN(dnnl_post_ops_create(&po));
     int sum_t = -1, nposts = 0;
+    nn_wpo wpo[8];
+    int nwpo = 0, wpo_ok = 1; /* the same post-ops for a Winograd step, if it can apply them all */
     for (;;) {
         if (b->pinned[cur] || g->vals[cur].is_output) break;
         if (b->ncons[cur] == 1) {
@@ -556,6 +719,7 @@ static int plan_conv(bctx *b, int ni) {
             if (isact && c->in[0] == cur && nposts < 4) {
                 rc = add_act_postops(po, &a);
                 if (rc) break;
+                for (int j = 0; j < a.n; j++) wpo_ok &= wpo_add(wpo, &nwpo, a.alg[j], a.a[j], a.b[j]);
                 nposts++;
                 b->absorbed[ci] = 1;
                 cur = c->out[0];
@@ -567,6 +731,8 @@ static int plan_conv(bctx *b, int ni) {
                 if (c->in[0] != c->in[1] && ot >= 0 && !p->t[ot].is_const && p->t[ot].dtype == NN_FLOAT &&
                     p->t[ot].rank == X->rank && !memcmp(p->t[ot].dims, odims, (size_t)X->rank * sizeof(int64_t))) {
                     DN(dnnl_post_ops_append_sum(po, 1.f));
+                    if (nwpo < 8) wpo[nwpo++] = (nn_wpo){NN_WPO_SUM, 0.f, 0.f};
+                    else wpo_ok = 0;
                     sum_t = ot;
                     last_fused = ci;
                     nposts++;
@@ -593,6 +759,7 @@ static int plan_conv(bctx *b, int ni) {
                     !((m->in[0] == cur && m->in[1] == s->out[0]) || (m->in[1] == cur && m->in[0] == s->out[0])))
                     continue;
                 DN(dnnl_post_ops_append_eltwise(po, 1.f, sig ? dnnl_eltwise_swish : dnnl_eltwise_hardswish, 1.f, 0.f));
+                wpo_ok = 0;
                 nposts++;
                 b->absorbed[ci] = b->absorbed[mi] = 1;
                 cur = m->out[0];
@@ -606,6 +773,10 @@ static int plan_conv(bctx *b, int ni) {
         dnnl_post_ops_destroy(po);
         free(wf); free(bf);
         return rc;
+    }
+    if (wpo_ok && grp == 1 && !p->bf16 && wino_fits(X, sd, k, st, dil, pl, pr, odims)) {
+        dnnl_post_ops_destroy(po);
+        return conv_wino(b, ni, x, odims, pl, wf, bf, wpo, nwpo, sum_t, last_fused, cur, bn_node);
     }
     /* descriptors */
     dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
@@ -697,11 +868,7 @@ static int plan_conv(bctx *b, int ni) {
         dnnl_memory_destroy(m1);
     }
     free(wf);
-    /* the weights now live in the plan's own layout: release the originals when nothing else needs them */
-    used_up(b, n->in[1]);
-    if (n->nin > 2) used_up(b, n->in[2]);
-    if (bn_node >= 0)
-        for (int i = 1; i < 5; i++) used_up(b, g->nodes[bn_node].in[i]);
+    release_weights(b, n, bn_node);
     int wt = const_new(p, NN_FLOAT, wnd, (const int64_t *)wdims, wbuf, 1);
     if (wt < 0) {
         free(bf);
@@ -743,40 +910,7 @@ static int plan_conv(bctx *b, int ni) {
     step_arg(s, DNNL_ARG_WEIGHTS, wt);
     step_arg(s, DNNL_ARG_BIAS, bt);
     step_arg(s, DNNL_ARG_DST, y);
-    if (sum_t >= 0) {
-        /* The residual may be overwritten in place when nothing reads its buffer later: every
-         * tensor sharing the buffer is unpinned and every graph value mapped to one of them has
-         * no consumer left (consumers earlier in topological order have run, and so have nodes
-         * absorbed into earlier fused steps; the Add being fused here is the one exception). */
-        int r = root_of(p, sum_t);
-        int inplace = !p->t[r].is_const && dnnl_memory_desc_equal(&p->t[sum_t].md, &dmd) &&
-                      p->t[sum_t].bytes == p->t[y].bytes;
-        for (int t2 = 0; inplace && t2 < p->nt; t2++) {
-            if (t2 == y || root_of(p, t2) != r) continue;
-            if (p->t[t2].pinned) inplace = 0;
-            for (int v = 0; inplace && v < g->nvals; v++) {
-                if (p->val2t[v] != t2) continue;
-                if (b->pinned[v] || g->vals[v].is_output || g->vals[v].is_input) inplace = 0;
-                for (int ci = 0; inplace && ci < g->nnodes; ci++) {
-                    const nn_node *c = &g->nodes[ci];
-                    int reads = 0;
-                    for (int j = 0; j < c->nin; j++) reads |= c->in[j] == v;
-                    if (!reads || ci == last_fused) continue;
-                    if (!(ci < ni || b->absorbed[ci])) inplace = 0;
-                }
-            }
-        }
-        if (inplace) {
-            p->t[y].alias = root_of(p, sum_t);
-        } else {
-            s->copy_src = sum_t;
-            s->copy_dst = y;
-            dnnl_primitive_desc_t rpd;
-            DN(dnnl_reorder_primitive_desc_create(&rpd, &p->t[sum_t].md, p->eng, &dmd, p->eng, NULL));
-            rc = prim_from_pd(rpd, &s->copy_prim);
-            if (rc) return rc;
-        }
-    }
+    if (sum_t >= 0 && (rc = fuse_residual(b, ni, sidx, sum_t, y, last_fused)) != 0) return rc;
     p->val2t[cur] = y;
     return 0;
 }
@@ -2016,6 +2150,7 @@ void vt__nn_plan_free(nn_plan *p) {
         free(st->exec);
         if (st->ctx) {
             if (st->fn == run_small) free_small(st->ctx);
+            if (st->fn == run_wino) vt__wino_free(((wino_ctx *)st->ctx)->k);
             free(st->ctx);
         }
     }

@@ -1,0 +1,256 @@
+/* wino.c: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) on AVX2 + FMA, for inference plans
+ * (a quarter of the multiply-adds of a direct convolution; chosen by plan.c, docs/nn.md). */
+#include "nn/nn_internal.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma")
+#endif
+
+#define NA 36                /* transformed tile: 6 x 6 */
+#define CHUNK_BYTES (2u << 20) /* transformed input + products of one chunk of tiles */
+
+struct nn_wino {
+    int ic, oc, ih, iw, oh, ow, pt, pl;
+    int th, tw;          /* tiles down and across one image */
+    int tc;              /* tiles per chunk */
+    float *u;            /* transformed weights [36][oc/16][ic][16] */
+    float *bias;         /* [oc] */
+};
+
+/* Contract: a convolution of ic -> oc channels on ih x iw images with top/left pads pt/pl and
+ * output oh x ow (ic % 8 == 0, oc % 16 == 0), weights to be set by vt__wino_set_weights.
+ * NULL when out of memory or the channels do not fit. */
+nn_wino *vt__wino_new(int ic, int oc, int ih, int iw, int oh, int ow, int pt, int pl) {
+    if (ic < 8 || oc < 16 || ic % 8 || oc % 16) return NULL;
+    nn_wino *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    *k = (nn_wino){.ic = ic, .oc = oc, .ih = ih, .iw = iw, .oh = oh, .ow = ow, .pt = pt, .pl = pl};
+    k->th = (oh + 3) / 4;
+    k->tw = (ow + 3) / 4;
+    int tc = (int)(CHUNK_BYTES / (NA * 4u * (unsigned)(ic + oc)));
+    k->tc = tc < 6 ? 6 : tc / 6 * 6;
+    void *u = NULL;
+    if (posix_memalign(&u, 64, (size_t)NA * ic * oc * 4)) u = NULL;
+    k->u = u;
+    k->bias = calloc((size_t)oc, 4);
+    if (!k->u || !k->bias) {
+        vt__wino_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Contract: transforms 3x3 weights w and copies bias (NULL: zeros). w is OIHW, oc x ic x 3 x 3;
+ * with `transposed`, w is the forward weights of the convolution this one is the data gradient
+ * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. */
+void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed) {
+    static const double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+                                   {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    int np = k->oc / 16, ic = k->ic, oc = k->oc;
+    if (bias) memcpy(k->bias, bias, (size_t)oc * 4);
+    else memset(k->bias, 0, (size_t)oc * 4);
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < oc; o++)
+        for (int i = 0; i < ic; i++) {
+            float g[9];
+            if (transposed)
+                for (int j = 0; j < 9; j++) g[j] = w[((size_t)i * oc + o) * 9 + 8 - j];
+            else
+                memcpy(g, w + ((size_t)o * ic + i) * 9, sizeof g);
+            double t[6][3]; /* G g */
+            for (int a = 0; a < 6; a++)
+                for (int c = 0; c < 3; c++) t[a][c] = G[a][0] * g[c] + G[a][1] * g[3 + c] + G[a][2] * g[6 + c];
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++) {
+                    double v = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
+                    k->u[(((size_t)(a * 6 + b) * np + o / 16) * ic + i) * 16 + o % 16] = (float)v;
+                }
+        }
+}
+
+void vt__wino_free(nn_wino *k) {
+    if (!k) return;
+    free(k->u);
+    free(k->bias);
+    free(k);
+}
+
+/* Bytes of transformed weights (the bias is not counted, as for oneDNN steps). */
+size_t vt__wino_weight_bytes(const nn_wino *k) { return (size_t)NA * k->ic * k->oc * 4; }
+
+/* Floats of scratch one run needs for a batch of n images. */
+size_t vt__wino_scratch(const nn_wino *k, int n) {
+    size_t t = (size_t)n * k->th * k->tw;
+    if (t > (size_t)k->tc) t = (size_t)k->tc;
+    return (size_t)NA * t * (size_t)(k->ic + k->oc);
+}
+
+/* B^T d for six vectors (one column or row of a tile). */
+static inline void bt6(const __m256 d[6], __m256 r[6]) {
+    const __m256 c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f), c2 = _mm256_set1_ps(2.f);
+    __m256 a = _mm256_fnmadd_ps(c4, d[2], d[4]); /* d4 - 4 d2 */
+    __m256 b = _mm256_fnmadd_ps(c4, d[1], d[3]); /* d3 - 4 d1 */
+    __m256 e = _mm256_sub_ps(d[4], d[2]);
+    __m256 f = _mm256_mul_ps(c2, _mm256_sub_ps(d[3], d[1]));
+    r[0] = _mm256_fmadd_ps(c4, d[0], _mm256_fnmadd_ps(c5, d[2], d[4]));
+    r[1] = _mm256_add_ps(a, b);
+    r[2] = _mm256_sub_ps(a, b);
+    r[3] = _mm256_add_ps(e, f);
+    r[4] = _mm256_sub_ps(e, f);
+    r[5] = _mm256_fmadd_ps(c4, d[1], _mm256_fnmadd_ps(c5, d[3], d[5]));
+}
+
+/* A^T m for six vectors: four outputs. */
+static inline void at6(const __m256 m[6], __m256 o[4]) {
+    const __m256 c2 = _mm256_set1_ps(2.f), c4 = _mm256_set1_ps(4.f), c8 = _mm256_set1_ps(8.f);
+    __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
+    __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+    o[1] = _mm256_fmadd_ps(c2, d34, d12);
+    o[2] = _mm256_fmadd_ps(c4, s34, s12);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(c8, d34, d12), m[5]);
+}
+
+/* Input transform of tile g (global index) for channel block cb into v[36][tc][ic] row t. */
+static void in_tile(const nn_wino *k, const float *src, size_t g, int cb, float *v, int t, int tc) {
+    size_t per = (size_t)k->th * k->tw;
+    size_t n = g / per;
+    int r = (int)(g % per), y0 = r / k->tw * 4 - k->pt, x0 = r % k->tw * 4 - k->pl;
+    const float *base = src + ((n * (size_t)(k->ic / 8) + (size_t)cb) * k->ih * k->iw) * 8;
+    __m256 d[6][6];
+    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= k->ih && x0 + 6 <= k->iw) {
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++) d[y][x] = _mm256_loadu_ps(base + ((size_t)(y0 + y) * k->iw + x0 + x) * 8);
+    } else {
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++) {
+                int yy = y0 + y, xx = x0 + x;
+                d[y][x] = yy >= 0 && yy < k->ih && xx >= 0 && xx < k->iw
+                              ? _mm256_loadu_ps(base + ((size_t)yy * k->iw + xx) * 8)
+                              : _mm256_setzero_ps();
+            }
+    }
+    __m256 tmp[6][6], col[6], res[6];
+    for (int x = 0; x < 6; x++) { /* columns: B^T d */
+        for (int y = 0; y < 6; y++) col[y] = d[y][x];
+        bt6(col, res);
+        for (int a = 0; a < 6; a++) tmp[a][x] = res[a];
+    }
+    for (int a = 0; a < 6; a++) { /* rows: (B^T d) B */
+        bt6(tmp[a], res);
+        for (int b = 0; b < 6; b++)
+            _mm256_storeu_ps(v + ((size_t)(a * 6 + b) * tc + t) * k->ic + (size_t)cb * 8, res[b]);
+    }
+}
+
+/* rows x 16 block of C (stride ldc) = A (rows x K, stride lda) * B (K x 16 packed). */
+static inline __attribute__((always_inline)) void mk(const int rows, int K, const float *A, size_t lda,
+                                                      const float *B, float *C, size_t ldc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+    for (int kk = 0; kk < K; kk++) {
+        __m256 b0 = _mm256_load_ps(B + (size_t)kk * 16), b1 = _mm256_load_ps(B + (size_t)kk * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++) {
+            __m256 a = _mm256_broadcast_ss(A + r * lda + kk);
+            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) {
+        _mm256_storeu_ps(C + r * ldc, c0[r]);
+        _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+    }
+}
+
+/* m[xi] (tcur x oc) = v[xi] (tcur x ic) * u[xi] for OC panel p. */
+static void gemm_panel(const nn_wino *k, const float *v, float *m, int xi, int p, int tcur, int tc) {
+    int np = k->oc / 16, K = k->ic;
+    const float *B = k->u + ((size_t)xi * np + p) * K * 16;
+    const float *A = v + (size_t)xi * tc * K;
+    float *C = m + (size_t)xi * tc * k->oc + (size_t)p * 16;
+    int t = 0;
+    for (; t + 6 <= tcur; t += 6) mk(6, K, A + (size_t)t * K, (size_t)K, B, C + (size_t)t * k->oc, (size_t)k->oc);
+    const float *At = A + (size_t)t * K;
+    float *Ct = C + (size_t)t * k->oc;
+    switch (tcur - t) {
+    case 1: mk(1, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
+    case 2: mk(2, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
+    case 3: mk(3, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
+    case 4: mk(4, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
+    case 5: mk(5, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
+    default: break;
+    }
+}
+
+static inline __m256 post(int npo, const nn_wpo *po, __m256 x, const float *old) {
+    for (int i = 0; i < npo; i++) {
+        const nn_wpo *q = &po[i];
+        switch (q->kind) {
+        case NN_WPO_SUM: x = _mm256_add_ps(x, _mm256_loadu_ps(old)); break;
+        case NN_WPO_RELU: {
+            __m256 z = _mm256_setzero_ps();
+            x = q->a == 0.f ? _mm256_max_ps(x, z)
+                            : _mm256_blendv_ps(_mm256_mul_ps(x, _mm256_set1_ps(q->a)), x, _mm256_cmp_ps(x, z, _CMP_GT_OQ));
+            break;
+        }
+        case NN_WPO_CLIP: x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(q->a)), _mm256_set1_ps(q->b)); break;
+        case NN_WPO_LINEAR: x = _mm256_fmadd_ps(x, _mm256_set1_ps(q->a), _mm256_set1_ps(q->b)); break;
+        }
+    }
+    return x;
+}
+
+/* Output transform of tile g for output channel block ob from m[36][tc][oc] row t into dst. */
+static void out_tile(const nn_wino *k, const float *m, size_t g, int ob, int t, int tc, float *dst, int npo,
+                     const nn_wpo *po) {
+    size_t per = (size_t)k->th * k->tw;
+    size_t n = g / per;
+    int r = (int)(g % per), y0 = r / k->tw * 4, x0 = r % k->tw * 4;
+    __m256 tmp[4][6], row[6], o[4];
+    for (int b = 0; b < 6; b++) { /* columns: A^T m */
+        for (int a = 0; a < 6; a++) row[a] = _mm256_loadu_ps(m + ((size_t)(a * 6 + b) * tc + t) * k->oc + (size_t)ob * 8);
+        at6(row, o);
+        for (int i = 0; i < 4; i++) tmp[i][b] = o[i];
+    }
+    __m256 bias = _mm256_loadu_ps(k->bias + (size_t)ob * 8);
+    float *base = dst + ((n * (size_t)(k->oc / 8) + (size_t)ob) * k->oh * k->ow) * 8;
+    for (int i = 0; i < 4; i++) { /* rows: (A^T m) A */
+        if (y0 + i >= k->oh) break;
+        at6(tmp[i], o);
+        for (int j = 0; j < 4 && x0 + j < k->ow; j++) {
+            float *p = base + ((size_t)(y0 + i) * k->ow + x0 + j) * 8;
+            _mm256_storeu_ps(p, post(npo, po, _mm256_add_ps(o[j], bias), p));
+        }
+    }
+}
+
+/* Contract: dst (n x oc x oh x ow, nChw8c) = conv(src (n x ic x ih x iw, nChw8c)) followed by the
+ * npo (<= 8) post-ops in order; a sum post-op adds what dst holds on entry. scratch holds
+ * vt__wino_scratch(k, n) floats. Runs on the current OpenMP thread count. */
+void vt__wino_run(const nn_wino *k, int n, const float *src, float *dst, float *scratch, int npo, const nn_wpo *po) {
+    size_t T = (size_t)n * k->th * k->tw;
+    int tc = T < (size_t)k->tc ? (int)T : k->tc;
+    float *v = scratch, *m = scratch + (size_t)NA * tc * k->ic;
+    int icb = k->ic / 8, ocb = k->oc / 8, np = k->oc / 16;
+#pragma omp parallel
+    for (size_t g0 = 0; g0 < T; g0 += (size_t)tc) {
+        int tcur = T - g0 < (size_t)tc ? (int)(T - g0) : tc;
+#pragma omp for schedule(static)
+        for (int j = 0; j < tcur * icb; j++) in_tile(k, src, g0 + (size_t)(j / icb), j % icb, v, j / icb, tc);
+#pragma omp for schedule(static)
+        for (int j = 0; j < NA * np; j++) gemm_panel(k, v, m, j / np, j % np, tcur, tc);
+#pragma omp for schedule(static)
+        for (int j = 0; j < tcur * ocb; j++) out_tile(k, m, g0 + (size_t)(j / ocb), j % ocb, j / ocb, tc, dst, npo, po);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
