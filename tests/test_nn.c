@@ -500,8 +500,8 @@ static void to_blocked(const float *a, float *b, int N, int C, int HW, int back)
             }
 }
 
-/* wino.c against a direct convolution: partial tiles at the right and bottom edges, padding on
- * any side, several chunks of tiles, every post-op kind, 1 and 2 threads. */
+/* wino.c against a direct convolution and its gradients: partial tiles at the right and bottom
+ * edges, padding on any side, several chunks of tiles, every post-op kind, 1 and 2 threads. */
 static void test_winograd_kernel(void **state) {
     (void)state;
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) skip();
@@ -552,6 +552,39 @@ static void test_winograd_kernel(void **state) {
             to_blocked(yb, y, n, oc, oh * ow, 1);
             double e = rel_err(y, want, ny);
             if (e >= 2e-6) fail_msg("case %zu, %d threads: relative error %g", ci, thr, e);
+        }
+        if (ic % 16) {
+            assert_int_equal(vt__wino_bwd_weights(k, n, xb, yb, y, NULL, scratch), VT_EINVAL);
+        } else {
+            /* the weights gradient against sums in double */
+            float *g = malloc(ny * 4), *gb = malloc(ny * 4), *dw = malloc((size_t)oc * ic * 9 * 4), *db = malloc((size_t)oc * 4);
+            double *want_w = calloc((size_t)oc * ic * 9, sizeof(double)), *want_b = calloc((size_t)oc, sizeof(double));
+            assert_true(g && gb && dw && db && want_w && want_b);
+            for (size_t i = 0; i < ny; i++) g[i] = frand(&r);
+            for (int b = 0; b < n; b++)
+                for (int o = 0; o < oc; o++)
+                    for (int y = 0; y < oh; y++)
+                        for (int xo = 0; xo < ow; xo++) {
+                            double gv = g[(((size_t)b * oc + o) * oh + y) * ow + xo];
+                            want_b[o] += gv;
+                            for (int c = 0; c < ic; c++)
+                                for (int e = 0; e < 9; e++) {
+                                    int yy = y - cs[ci].pt + e / 3, xx = xo - cs[ci].pl + e % 3;
+                                    if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                                    want_w[((size_t)o * ic + c) * 9 + e] += gv * x[(((size_t)b * ic + c) * h + yy) * w + xx];
+                                }
+                        }
+            to_blocked(g, gb, n, oc, oh * ow, 0);
+            for (int thr = 1; thr <= 2; thr++) {
+                omp_set_num_threads(thr);
+                assert_int_equal(vt__wino_bwd_weights(k, n, xb, gb, dw, db, scratch), 0);
+                double num = 0, den = 0;
+                for (int i = 0; i < oc * ic * 9; i++) num += (dw[i] - want_w[i]) * (dw[i] - want_w[i]), den += want_w[i] * want_w[i];
+                /* sums over every pixel of the batch: fp32 rounding grows with their length */
+                if (sqrt(num / den) >= 2e-5) fail_msg("case %zu, %d threads: weights gradient error %g", ci, thr, sqrt(num / den));
+                for (int o = 0; o < oc; o++) assert_true(fabs(db[o] - want_b[o]) <= 1e-4 * (1 + fabs(want_b[o])));
+            }
+            free(g), free(gb), free(dw), free(db), free(want_w), free(want_b);
         }
         if (oc == 32 && ic == 16) {
             /* the data gradient of this convolution: weights transposed and rotated, 32 -> 16 */

@@ -189,6 +189,9 @@ void vt__nn_slice_ref(size_t esize, const void *in, int rank, const int64_t *dim
 
 /* ---- Winograd F(4x4, 3x3) convolutions (wino.c, AVX2 + FMA only: callers check the CPU) */
 typedef struct nn_wino nn_wino;
+/* 1 when this CPU runs wino.c (AVX2 + FMA) and the environment's VITRINE_WINOGRAD is not "0"
+ * (read on every call: plans and training set-ups check it when they are built). */
+int vt__wino_enabled(void);
 enum { NN_WPO_SUM = 1, NN_WPO_RELU, NN_WPO_CLIP, NN_WPO_LINEAR };
 /* One post-op: SUM adds the destination's old value; RELU x > 0 ? x : a x; CLIP to [a, b];
  * LINEAR a x + b. */
@@ -202,5 +205,6 @@ void vt__wino_free(nn_wino *k);
 size_t vt__wino_weight_bytes(const nn_wino *k);
 size_t vt__wino_scratch(const nn_wino *k, int n);
 void vt__wino_run(const nn_wino *k, int n, const float *src, float *dst, float *scratch, int npo, const nn_wpo *po);
+int vt__wino_bwd_weights(nn_wino *k, int n, const float *src, const float *dy, float *dw, float *db, float *scratch);
 
 #endif

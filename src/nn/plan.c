@@ -538,8 +538,8 @@ static int wpo_add(nn_wpo *w, int *n, dnnl_alg_kind_t alg, float a, float b) {
     return 1;
 }
 
-/* 1 when this CPU runs wino.c (AVX2 + FMA) and VITRINE_WINOGRAD is not "0" (read per plan). */
-static int wino_enabled(void) {
+/* Contract: see nn_internal.h. */
+int vt__wino_enabled(void) {
     const char *e = getenv("VITRINE_WINOGRAD");
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(e && !strcmp(e, "0"));
 }
@@ -551,7 +551,7 @@ static int wino_enabled(void) {
  * plan's memory stays near the weights' size; and tiles that cover at most 1.5x the output. */
 static int wino_fits(const nn_tensor *X, int sd, const int64_t *k, const int64_t *st, const int64_t *dil,
                      const int64_t *pl, const int64_t *pr, const int64_t *odims) {
-    if (sd != 2 || X->dtype != NN_FLOAT || !wino_enabled()) return 0;
+    if (sd != 2 || X->dtype != NN_FLOAT || !vt__wino_enabled()) return 0;
     if (k[0] != 3 || k[1] != 3 || st[0] != 1 || st[1] != 1 || dil[0] != 1 || dil[1] != 1) return 0;
     if (pl[0] < 0 || pl[1] < 0 || pr[0] < 0 || pr[1] < 0 || pl[0] > 2 || pl[1] > 2) return 0;
     int64_t ic = X->dims[1], oc = odims[1], oh = odims[2], ow = odims[3];

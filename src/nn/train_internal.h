@@ -52,6 +52,8 @@ typedef struct {
     /* conv: weights in the layouts the primitives chose (NULL when plain), with reorders */
     dnnl_memory_t m_wf, m_wb, m_dwi;
     dnnl_primitive_t r_wf, r_wb, r_dw;
+    /* conv: Winograd kernels (wino.c) for the forward pass and the data gradient, or NULL */
+    struct nn_wino *wino_f, *wino_b;
 } tn_node;
 
 typedef struct tnet {
@@ -65,6 +67,11 @@ typedef struct tnet {
     uint64_t drop_seed;             /* dropout masks are drawn from (drop_seed, node) */
     float *tmp;                     /* scratch for accumulating gradients */
     size_t tmpcap;
+    float *wscratch;                /* scratch of the Winograd kernels */
+    size_t wscratch_n;
+    void *scratch;                  /* oneDNN scratchpad shared by the net's primitives */
+    size_t scratch_need, scratch_bytes;
+    dnnl_memory_t m_scratch;
     dnnl_engine_t eng;
     dnnl_stream_t stream;
 } tnet;

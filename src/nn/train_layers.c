@@ -1,6 +1,7 @@
 /* train_layers.c: the training layer graph: construction, forward and backward passes (oneDNN
  * convolution, batch norm and pooling primitives; ReLU, residual add, global pooling, dropout in C;
  * fully connected on oneDNN's sgemm). */
+#include "nn/nn_internal.h"
 #include "nn/train_internal.h"
 #include <math.h>
 #include <omp.h>
@@ -62,6 +63,8 @@ static void free_runtime(tn_node *nd) {
     free(nd->mean), nd->mean = NULL;
     free(nd->var), nd->var = NULL;
     free(nd->mask), nd->mask = NULL;
+    vt__wino_free(nd->wino_f), nd->wino_f = NULL;
+    vt__wino_free(nd->wino_b), nd->wino_b = NULL;
 }
 
 void vt__tnet_free(tnet *net) {
@@ -76,6 +79,9 @@ void vt__tnet_free(tnet *net) {
     }
     free(net->nodes);
     free(net->tmp);
+    free(net->wscratch);
+    if (net->m_scratch) dnnl_memory_destroy(net->m_scratch);
+    free(net->scratch);
     if (net->stream) dnnl_stream_destroy(net->stream);
     if (net->eng) dnnl_engine_destroy(net->eng);
     free(net);
@@ -285,7 +291,15 @@ static int mem(tnet *net, const dnnl_memory_desc_t *md, void *ptr, dnnl_memory_t
 static int make_prim(tnet *net, const void *desc, const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
                      dnnl_primitive_desc_t *pd_out) {
     dnnl_primitive_desc_t pd;
-    DN(dnnl_primitive_desc_create(&pd, desc, NULL, net->eng, hint));
+    dnnl_primitive_attr_t attr;
+    DN(dnnl_primitive_attr_create(&attr));
+    dnnl_status_t cs = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (cs == dnnl_success) cs = dnnl_primitive_desc_create(&pd, desc, attr, net->eng, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (cs != dnnl_success) return vt__err(VT_EINTERNAL, "oneDNN: cannot create a primitive descriptor (status %d)", (int)cs);
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sb = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sb > net->scratch_need) net->scratch_need = sb;
     dnnl_status_t st = dnnl_primitive_create(prim, pd);
     if (st != dnnl_success) {
         dnnl_primitive_desc_destroy(pd);
@@ -314,12 +328,40 @@ static int weights_layout(tnet *net, const_dnnl_primitive_desc_t pd, dnnl_query_
     return 0;
 }
 
+/* Whether convolution nd (input src) runs its forward pass, data gradient and weights gradient
+ * with Winograd's F(4x4, 3x3) (wino.c): 3x3, stride 1, padding 1, no groups, input and output
+ * channels in blocks of 16, the input in nChw8c, blocked layouts. */
+static int wino_conv(const tnet *net, const tn_node *nd, const tn_node *src, int n) {
+    if (net->plain || nd->k != 3 || nd->stride != 1 || nd->pad != 1 || nd->groups != 1) return 0;
+    if (src->c % 16 || nd->c % 16 || src->c < 16 || nd->c < 16 || !vt__wino_enabled()) return 0;
+    dnnl_memory_desc_t b8;
+    dnnl_dims_t d = {n, src->c, src->h, src->w};
+    return dnnl_memory_desc_init_by_tag(&b8, 4, d, dnnl_f32, dnnl_aBcd8b) == dnnl_success &&
+           dnnl_memory_desc_equal(&b8, &src->md);
+}
+
 static int setup_conv(tnet *net, tn_node *nd, const tn_node *src, int n) {
     dnnl_memory_desc_t msrc = src->md, mdst, mw, mb, many;
     md_act(&mdst, n, nd);
+    int wino = wino_conv(net, nd, src, n);
     if (!net->plain && nd->c % 8 == 0) {
         dnnl_dims_t d = {n, nd->c, nd->h, nd->w};
-        dnnl_memory_desc_init_by_tag(&mdst, 4, d, dnnl_f32, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&mdst, 4, d, dnnl_f32, wino ? dnnl_aBcd8b : dnnl_format_tag_any);
+    }
+    if (wino) {
+        /* the data gradient maps dy (c channels) back to the input's ic: the same kernel shape
+         * with channels swapped and the weights turned round */
+        nd->wino_f = vt__wino_new(src->c, nd->c, src->h, src->w, nd->h, nd->w, 1, 1);
+        nd->wino_b = vt__wino_new(nd->c, src->c, nd->h, nd->w, src->h, src->w, 1, 1);
+        if (!nd->wino_f || !nd->wino_b) return vt__err(VT_ENOMEM, "out of memory");
+        size_t need = vt__wino_scratch(nd->wino_f, n), nb = vt__wino_scratch(nd->wino_b, n);
+        if (nb > need) need = nb;
+        if (need > net->wscratch_n) {
+            free(net->wscratch);
+            net->wscratch = malloc(need * sizeof(float));
+            net->wscratch_n = net->wscratch ? need : 0;
+            if (!net->wscratch) return vt__err(VT_ENOMEM, "out of memory");
+        }
     }
     int g = nd->groups, ic = src->c;
     if (g > 1) {
@@ -433,6 +475,27 @@ static int is_ref(const_dnnl_primitive_t p) {
 
 static int setup_impl(tnet *net, int batch);
 
+/* The scratchpad every primitive of the net shares (they run one at a time), sized for the
+ * largest plus 64 KB: oneDNN 2.6.3's NHWC 1x1 stride-2 kernels with a channel count that is not a
+ * multiple of 8 write a few bytes past the scratchpad they ask for (seen under valgrind as writes
+ * 16 bytes after a 432-byte block, and as glibc heap corruption), which the slack absorbs. */
+static int scratch_alloc(tnet *net) {
+    size_t want = net->scratch_need + (64u << 10);
+    if (net->m_scratch && net->scratch_bytes >= want) return 0;
+    if (net->m_scratch) dnnl_memory_destroy(net->m_scratch), net->m_scratch = NULL;
+    free(net->scratch);
+    net->scratch = NULL;
+    void *b = NULL;
+    if (posix_memalign(&b, 64, want)) return vt__err(VT_ENOMEM, "out of memory");
+    net->scratch = b;
+    net->scratch_bytes = want;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {(dnnl_dim_t)want};
+    DN(dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_u8, dnnl_a));
+    DN(dnnl_memory_create(&net->m_scratch, &md, net->eng, net->scratch));
+    return 0;
+}
+
 /* Contract: frees the previous runtime, allocates y/dy for every node and creates every
  * primitive for batch size n. On failure the net has no runtime (batch 0).
  * oneDNN's primitive cache is off while doing so: with it, creating the NHWC primitives after
@@ -493,6 +556,7 @@ static int setup_impl(tnet *net, int batch) {
         if ((rc = mem(net, &nd->md, nd->y, &nd->m_y)) || (rc = mem(net, &nd->md, nd->dy, &nd->m_dy))) break;
         if (nd->kind == TN_DROPOUT && !(nd->mask = malloc(el * sizeof(float)))) rc = vt__err(VT_ENOMEM, "out of memory");
     }
+    if (!rc) rc = scratch_alloc(net);
     if (!rc && maxel > net->tmpcap) {
         free(net->tmp);
         net->tmp = malloc(maxel * sizeof(float));
@@ -511,7 +575,8 @@ static int setup_impl(tnet *net, int batch) {
             const tn_node *nd = &net->nodes[i];
             if (nd->kind != TN_CONV) continue;
             int bwd_d_used = nd->in[0] > 0 || net->input_grad; /* the stem's data gradient is not computed */
-            if (is_ref(nd->fwd) || (bwd_d_used && is_ref(nd->bwd_d)) || is_ref(nd->bwd_w)) {
+            /* (a Winograd convolution runs none of them) */
+            if (!nd->wino_f && (is_ref(nd->fwd) || (bwd_d_used && is_ref(nd->bwd_d)) || is_ref(nd->bwd_w))) {
                 VT_LOGI("tnet: node %d has only a reference convolution in blocked layout; using NHWC", i);
                 for (int j = 0; j < net->n; j++) free_runtime(&net->nodes[j]);
                 net->plain = 1;
@@ -524,8 +589,15 @@ static int setup_impl(tnet *net, int batch) {
 
 /* ---------------------------------------------------------------- forward */
 
+/* Runs primitive p with args plus the net's shared scratchpad (primitives made by make_prim take
+ * it from us; others ignore it). */
 static int run(tnet *net, dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
-    DN(dnnl_primitive_execute(p, net->stream, nargs, args));
+    dnnl_exec_arg_t a[16];
+    if (nargs > 15) return vt__err(VT_EINTERNAL, "tnet: too many primitive arguments");
+    memcpy(a, args, (size_t)nargs * sizeof *a);
+    a[nargs].arg = DNNL_ARG_SCRATCHPAD;
+    a[nargs].memory = net->m_scratch;
+    DN(dnnl_primitive_execute(p, net->stream, nargs + (net->m_scratch != NULL), a));
     DN(dnnl_stream_wait(net->stream));
     return 0;
 }
@@ -552,6 +624,11 @@ int vt__tnet_forward(tnet *net, const float *x, int training) {
         int rc = 0;
         switch (nd->kind) {
         case TN_CONV: {
+            if (nd->wino_f) {
+                vt__wino_set_weights(nd->wino_f, nd->prm[0].w, nd->bias ? nd->prm[1].w : NULL, 0);
+                vt__wino_run(nd->wino_f, n, src->y, nd->y, net->wscratch, 0, NULL);
+                break;
+            }
             if (nd->r_wf) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, nd->m_w}, {DNNL_ARG_TO, nd->m_wf}};
                 if ((rc = run(net, nd->r_wf, 2, r))) break;
@@ -717,12 +794,27 @@ int vt__tnet_backward(tnet *net) {
         int rc = 0;
         switch (nd->kind) {
         case TN_CONV: {
-            dnnl_exec_arg_t w[4] = {{DNNL_ARG_SRC, src->m_y}, {DNNL_ARG_DIFF_DST, nd->m_dy},
-                                    {DNNL_ARG_DIFF_WEIGHTS, nd->m_dwi ? nd->m_dwi : nd->m_dw}, {DNNL_ARG_DIFF_BIAS, nd->m_db}};
-            rc = run(net, nd->bwd_w, nd->bias ? 4 : 3, w);
-            if (!rc && nd->r_dw) {
+            if (nd->wino_f) {
+                rc = vt__wino_bwd_weights(nd->wino_f, n, src->y, nd->dy, nd->prm[0].g, nd->bias ? nd->prm[1].g : NULL,
+                                          net->wscratch);
+                if (rc) rc = vt__err(rc, "out of memory");
+            } else {
+                dnnl_exec_arg_t w[4] = {{DNNL_ARG_SRC, src->m_y}, {DNNL_ARG_DIFF_DST, nd->m_dy},
+                                        {DNNL_ARG_DIFF_WEIGHTS, nd->m_dwi ? nd->m_dwi : nd->m_dw}, {DNNL_ARG_DIFF_BIAS, nd->m_db}};
+                rc = run(net, nd->bwd_w, nd->bias ? 4 : 3, w);
+            }
+            if (!rc && nd->r_dw && !nd->wino_f) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, nd->m_dwi}, {DNNL_ARG_TO, nd->m_dw}};
                 rc = run(net, nd->r_dw, 2, r);
+            }
+            if (!rc && nd->wino_b && wants_grad(net, si)) {
+                /* straight into the input's dy, adding to what is there (one pass, no copy) */
+                static const nn_wpo sum = {NN_WPO_SUM, 0.f, 0.f};
+                int add = src->written;
+                src->written = 1;
+                vt__wino_set_weights(nd->wino_b, nd->prm[0].w, NULL, 1);
+                vt__wino_run(nd->wino_b, n, nd->dy, src->dy, net->wscratch, add, &sum);
+                break;
             }
             if (!rc && nd->r_wb && wants_grad(net, si)) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, nd->m_w}, {DNNL_ARG_TO, nd->m_wb}};

@@ -19,6 +19,9 @@ struct nn_wino {
     int tc;              /* tiles per chunk */
     float *u;            /* transformed weights [36][oc/16][ic][16] */
     float *bias;         /* [oc] */
+    float *wlast;        /* the weights last transformed (NULL: none yet) */
+    int wlast_t;
+    float *macc;         /* weights gradient in the transformed domain [36][oc][ic] (allocated on use) */
 };
 
 /* Contract: a convolution of ic -> oc channels on ih x iw images with top/left pads pt/pl and
@@ -44,31 +47,68 @@ nn_wino *vt__wino_new(int ic, int oc, int ih, int iw, int oh, int ow, int pt, in
     return k;
 }
 
+/* G g G^T for 8 kernels at once (one per lane): g[9] row-major 3x3 in, u[36] out. */
+static inline void wtrans8(const __m256 g[9], __m256 u[36]) {
+    const __m256 q = _mm256_set1_ps(1.f / 4), s6 = _mm256_set1_ps(1.f / 6), s12 = _mm256_set1_ps(1.f / 12),
+                 s24 = _mm256_set1_ps(1.f / 24);
+    __m256 t[6][3]; /* G g: rows of G applied down each column */
+    for (int c = 0; c < 3; c++) {
+        __m256 a = g[c], b = g[3 + c], d = g[6 + c];
+        __m256 ad = _mm256_add_ps(a, d);
+        t[0][c] = _mm256_mul_ps(q, a);
+        t[1][c] = _mm256_mul_ps(s6, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_add_ps(ad, b)));
+        t[2][c] = _mm256_mul_ps(s6, _mm256_sub_ps(b, ad));
+        __m256 e = _mm256_fmadd_ps(s24, a, _mm256_mul_ps(s6, d));
+        t[3][c] = _mm256_fmadd_ps(s12, b, e);
+        t[4][c] = _mm256_fnmadd_ps(s12, b, e);
+        t[5][c] = d;
+    }
+    for (int r = 0; r < 6; r++) { /* (G g) G^T: the same along each row */
+        __m256 a = t[r][0], b = t[r][1], d = t[r][2];
+        __m256 ad = _mm256_add_ps(a, d);
+        __m256 *o = u + r * 6;
+        o[0] = _mm256_mul_ps(q, a);
+        o[1] = _mm256_mul_ps(s6, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_add_ps(ad, b)));
+        o[2] = _mm256_mul_ps(s6, _mm256_sub_ps(b, ad));
+        __m256 e = _mm256_fmadd_ps(s24, a, _mm256_mul_ps(s6, d));
+        o[3] = _mm256_fmadd_ps(s12, b, e);
+        o[4] = _mm256_fnmadd_ps(s12, b, e);
+        o[5] = d;
+    }
+}
+
 /* Contract: transforms 3x3 weights w and copies bias (NULL: zeros). w is OIHW, oc x ic x 3 x 3;
  * with `transposed`, w is the forward weights of the convolution this one is the data gradient
- * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. */
+ * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. Weights equal to
+ * the last ones given are not transformed again. */
 void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed) {
-    static const double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
-                                   {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
     int np = k->oc / 16, ic = k->ic, oc = k->oc;
+    size_t wn = (size_t)ic * oc * 9;
     if (bias) memcpy(k->bias, bias, (size_t)oc * 4);
     else memset(k->bias, 0, (size_t)oc * 4);
+    if (k->wlast && k->wlast_t == transposed && !memcmp(k->wlast, w, wn * 4)) return;
+    if (!k->wlast) k->wlast = malloc(wn * 4);
+    if (k->wlast) {
+        memcpy(k->wlast, w, wn * 4);
+        k->wlast_t = transposed;
+    }
+    /* lanes are 8 consecutive output channels: gathered from w, stored contiguously in u */
+    __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                      _mm256_set1_epi32(transposed ? 9 : ic * 9));
 #pragma omp parallel for schedule(static)
-    for (int o = 0; o < oc; o++)
+    for (int ob = 0; ob < oc / 8; ob++)
         for (int i = 0; i < ic; i++) {
-            float g[9];
-            if (transposed)
-                for (int j = 0; j < 9; j++) g[j] = w[((size_t)i * oc + o) * 9 + 8 - j];
-            else
-                memcpy(g, w + ((size_t)o * ic + i) * 9, sizeof g);
-            double t[6][3]; /* G g */
-            for (int a = 0; a < 6; a++)
-                for (int c = 0; c < 3; c++) t[a][c] = G[a][0] * g[c] + G[a][1] * g[3 + c] + G[a][2] * g[6 + c];
-            for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++) {
-                    double v = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
-                    k->u[(((size_t)(a * 6 + b) * np + o / 16) * ic + i) * 16 + o % 16] = (float)v;
-                }
+            __m256 g[9], u[36];
+            if (transposed) {
+                const float *b = w + ((size_t)i * oc + (size_t)ob * 8) * 9;
+                for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + 8 - j, step, 4);
+            } else {
+                const float *b = w + ((size_t)ob * 8 * ic + i) * 9;
+                for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + j, step, 4);
+            }
+            wtrans8(g, u);
+            float *dst = k->u + ((size_t)(ob / 2) * ic + i) * 16 + (ob % 2) * 8;
+            for (int a = 0; a < NA; a++) _mm256_storeu_ps(dst + (size_t)a * np * ic * 16, u[a]);
         }
 }
 
@@ -76,6 +116,8 @@ void vt__wino_free(nn_wino *k) {
     if (!k) return;
     free(k->u);
     free(k->bias);
+    free(k->wlast);
+    free(k->macc);
     free(k);
 }
 
@@ -249,6 +291,157 @@ void vt__wino_run(const nn_wino *k, int n, const float *src, float *dst, float *
 #pragma omp for schedule(static)
         for (int j = 0; j < tcur * ocb; j++) out_tile(k, m, g0 + (size_t)(j / ocb), j % ocb, j / ocb, tc, dst, npo, po);
     }
+}
+
+
+/* ---------------------------------------------------------------- weights gradient
+ * dW = G^T [sum over tiles of (A dY_t A^T) . (B^T x_t B)] G: Winograd's F(3x3, 4x4), the same
+ * input tiles as the forward pass, each output tile's 4x4 gradient as the "filter". */
+
+/* A y for four vectors: six outputs. */
+static inline void a4(const __m256 y[4], __m256 d[6]) {
+    const __m256 c2 = _mm256_set1_ps(2.f), c4 = _mm256_set1_ps(4.f), c8 = _mm256_set1_ps(8.f);
+    __m256 e = _mm256_add_ps(y[0], y[2]), o = _mm256_add_ps(y[1], y[3]);
+    __m256 e4 = _mm256_fmadd_ps(c4, y[2], y[0]), o8 = _mm256_fmadd_ps(c8, y[3], _mm256_mul_ps(c2, y[1]));
+    d[0] = y[0];
+    d[1] = _mm256_add_ps(e, o);
+    d[2] = _mm256_sub_ps(e, o);
+    d[3] = _mm256_add_ps(e4, o8);
+    d[4] = _mm256_sub_ps(e4, o8);
+    d[5] = y[3];
+}
+
+/* Transform of output-gradient tile g for channel block ob into d[36][tc][oc] row t. */
+static void dy_tile(const nn_wino *k, const float *dy, size_t g, int ob, float *d, int t, int tc) {
+    size_t per = (size_t)k->th * k->tw;
+    size_t n = g / per;
+    int r = (int)(g % per), y0 = r / k->tw * 4, x0 = r % k->tw * 4;
+    const float *base = dy + ((n * (size_t)(k->oc / 8) + (size_t)ob) * k->oh * k->ow) * 8;
+    __m256 y[4][4], tmp[6][4], col[4], res[6];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            y[i][j] = y0 + i < k->oh && x0 + j < k->ow ? _mm256_loadu_ps(base + ((size_t)(y0 + i) * k->ow + x0 + j) * 8)
+                                                       : _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) { /* columns: A y */
+        for (int i = 0; i < 4; i++) col[i] = y[i][j];
+        a4(col, res);
+        for (int a = 0; a < 6; a++) tmp[a][j] = res[a];
+    }
+    for (int a = 0; a < 6; a++) { /* rows: (A y) A^T */
+        a4(tmp[a], res);
+        for (int b = 0; b < 6; b++)
+            _mm256_storeu_ps(d + ((size_t)(a * 6 + b) * tc + t) * k->oc + (size_t)ob * 8, res[b]);
+    }
+}
+
+/* C (rows x 16, stride ldc) += sum over K of A[kk][0..rows) (step astep) x B[kk][0..16) (step bstep). */
+static inline __attribute__((always_inline)) void mkw(const int rows, int K, const float *A, size_t astep,
+                                                       const float *B, size_t bstep, float *C, size_t ldc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) c0[r] = _mm256_loadu_ps(C + r * ldc), c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
+    for (int kk = 0; kk < K; kk++) {
+        __m256 b0 = _mm256_loadu_ps(B + kk * bstep), b1 = _mm256_loadu_ps(B + kk * bstep + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++) {
+            __m256 a = _mm256_broadcast_ss(A + kk * astep + r);
+            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++) {
+        _mm256_storeu_ps(C + r * ldc, c0[r]);
+        _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+    }
+}
+
+/* macc[xi][o0..o0+rows)[16 p..] += d[xi]^T v[xi] over the chunk's tcur tiles. */
+static void gemm_w(const nn_wino *k, const float *v, const float *d, int xi, int o0, int rows, int p, int tcur, int tc) {
+    const float *A = d + (size_t)xi * tc * k->oc + o0, *B = v + (size_t)xi * tc * k->ic + (size_t)p * 16;
+    float *C = k->macc + ((size_t)xi * k->oc + o0) * k->ic + (size_t)p * 16;
+    size_t as = (size_t)k->oc, bs = (size_t)k->ic, ldc = (size_t)k->ic;
+    switch (rows) {
+    case 6: mkw(6, tcur, A, as, B, bs, C, ldc); break;
+    case 5: mkw(5, tcur, A, as, B, bs, C, ldc); break;
+    case 4: mkw(4, tcur, A, as, B, bs, C, ldc); break;
+    case 3: mkw(3, tcur, A, as, B, bs, C, ldc); break;
+    case 2: mkw(2, tcur, A, as, B, bs, C, ldc); break;
+    case 1: mkw(1, tcur, A, as, B, bs, C, ldc); break;
+    default: break;
+    }
+}
+
+/* Contract: the weights gradient of this convolution for input src and output gradient dy (both
+ * nChw8c, batch n): dw (oc x ic x 3 x 3, OIHW) is overwritten, and db (oc, may be NULL) with the
+ * sum of dy per channel. scratch holds vt__wino_scratch(k, n) floats. The sums run in one fixed
+ * order, whatever the thread count. Needs ic % 16 == 0. 0, VT_EINVAL or VT_ENOMEM. */
+int vt__wino_bwd_weights(nn_wino *k, int n, const float *src, const float *dy, float *dw, float *db, float *scratch) {
+    if (k->ic % 16) return VT_EINVAL;
+    size_t mn = (size_t)NA * k->oc * k->ic;
+    if (!k->macc && !(k->macc = malloc(mn * 4))) return VT_ENOMEM;
+    memset(k->macc, 0, mn * 4);
+    size_t T = (size_t)n * k->th * k->tw;
+    int tc = T < (size_t)k->tc ? (int)T : k->tc;
+    float *v = scratch, *d = scratch + (size_t)NA * tc * k->ic;
+    int icb = k->ic / 8, ocb = k->oc / 8, np = k->ic / 16, nob = (k->oc + 5) / 6;
+#pragma omp parallel
+    for (size_t g0 = 0; g0 < T; g0 += (size_t)tc) {
+        int tcur = T - g0 < (size_t)tc ? (int)(T - g0) : tc;
+#pragma omp for schedule(static)
+        for (int j = 0; j < tcur * (icb + ocb); j++) {
+            int t = j / (icb + ocb), c = j % (icb + ocb);
+            if (c < icb) in_tile(k, src, g0 + (size_t)t, c, v, t, tc);
+            else dy_tile(k, dy, g0 + (size_t)t, c - icb, d, t, tc);
+        }
+#pragma omp for schedule(static)
+        for (int j = 0; j < NA * nob * np; j++) {
+            int xi = j / (nob * np), ob = j / np % nob, p = j % np;
+            int o0 = ob * 6, rows = k->oc - o0 < 6 ? k->oc - o0 : 6;
+            gemm_w(k, v, d, xi, o0, rows, p, tcur, tc);
+        }
+    }
+    /* dW[o][i] = G^T m G, 8 input channels per vector */
+    const __m256 q = _mm256_set1_ps(1.f / 4), s6 = _mm256_set1_ps(1.f / 6), s12 = _mm256_set1_ps(1.f / 12),
+                 s24 = _mm256_set1_ps(1.f / 24);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < k->oc * icb; j++) {
+        int o = j / icb, i0 = j % icb * 8;
+        __m256 m[6][6], r[3][6];
+        for (int a = 0; a < NA; a++) m[a / 6][a % 6] = _mm256_loadu_ps(k->macc + ((size_t)a * k->oc + o) * k->ic + i0);
+        /* G^T: r[p] = sum over a of G[a][p] m[a] */
+        for (int b = 0; b < 6; b++) {
+            __m256 s14 = _mm256_add_ps(m[1][b], m[2][b]), d12 = _mm256_sub_ps(m[2][b], m[1][b]);
+            __m256 s34 = _mm256_add_ps(m[3][b], m[4][b]), d34 = _mm256_sub_ps(m[3][b], m[4][b]);
+            r[0][b] = _mm256_fmadd_ps(q, m[0][b], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14)));
+            r[1][b] = _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34));
+            r[2][b] = _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), m[5][b]);
+        }
+        float out[9][8];
+        for (int p2 = 0; p2 < 3; p2++) { /* (G^T m) G: the same along each row */
+            const __m256 *x = r[p2];
+            __m256 s14 = _mm256_add_ps(x[1], x[2]), d12 = _mm256_sub_ps(x[2], x[1]);
+            __m256 s34 = _mm256_add_ps(x[3], x[4]), d34 = _mm256_sub_ps(x[3], x[4]);
+            _mm256_storeu_ps(out[p2 * 3 + 0], _mm256_fmadd_ps(q, x[0], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14))));
+            _mm256_storeu_ps(out[p2 * 3 + 1], _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34)));
+            _mm256_storeu_ps(out[p2 * 3 + 2], _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), x[5]));
+        }
+        for (int l = 0; l < 8; l++)
+            for (int e = 0; e < 9; e++) dw[((size_t)o * k->ic + i0 + l) * 9 + e] = out[e][l];
+    }
+    if (db) {
+        size_t hw = (size_t)k->oh * k->ow;
+#pragma omp parallel for schedule(static)
+        for (int ob = 0; ob < ocb; ob++) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int b = 0; b < n; b++) {
+                const float *p = dy + (((size_t)b * ocb + (size_t)ob) * hw) * 8;
+                for (size_t x = 0; x < hw; x++) acc = _mm256_add_ps(acc, _mm256_loadu_ps(p + x * 8));
+            }
+            _mm256_storeu_ps(db + (size_t)ob * 8, acc);
+        }
+    }
+    return 0;
 }
 
 #if defined(__clang__)
