@@ -616,6 +616,30 @@ static void test_winograd_kernel(void **state) {
     }
 }
 
+/* eltwise.c's SiLU against double precision: both tails, zero, lengths that are not a multiple of
+ * 8 or of the 4096-element blocks, 1 and 2 threads. */
+static void test_silu(void **state) {
+    (void)state;
+    if (!vt__nn_avx2_fma()) skip();
+    size_t n = 3 * 4096 + 13;
+    float *x = malloc(n * 4);
+    assert_non_null(x);
+    for (int thr = 1; thr <= 2; thr++) {
+        omp_set_num_threads(thr);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(((double)i / (double)n - 0.5) * 240.0); /* -120 .. 120 */
+        x[0] = 0.f, x[1] = -0.f, x[2] = 1e-30f, x[3] = -1e-30f;
+        vt__silu_inplace(x, n);
+        for (size_t i = 0; i < n; i++) {
+            double v = i < 4 ? (i == 2 ? 1e-30 : i == 3 ? -1e-30 : 0.0) : ((double)(float)(((double)i / (double)n - 0.5) * 240.0));
+            double want = v / (1.0 + exp(-v));
+            double err = fabs(x[i] - want);
+            /* below x = -87 the answer (under 1e-36) may come out as 0 */
+            if (err > 1e-6 * fabs(want) + 1e-30) fail_msg("silu(%g) = %g, want %g", v, x[i], want);
+        }
+    }
+    free(x);
+}
+
 /* A plan sends a 3x3 convolution with BN, residual Add and Relu to wino.c (its weights take 36
  * instead of 9 floats per kernel) unless VITRINE_WINOGRAD=0, and both give the reference. */
 static void test_winograd_in_plan(void **state) {
@@ -910,6 +934,7 @@ int main(void) {
         cmocka_unit_test(test_omp_wait_policy),
         cmocka_unit_test(test_winograd_kernel),
         cmocka_unit_test(test_winograd_in_plan),
+        cmocka_unit_test(test_silu),
         cmocka_unit_test(test_preproc_from_metadata_and_defaults),
         cmocka_unit_test(test_unsupported_and_malformed),
         cmocka_unit_test(test_cli_embed),

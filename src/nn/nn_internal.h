@@ -188,6 +188,8 @@ void vt__nn_slice_ref(size_t esize, const void *in, int rank, const int64_t *dim
                       const int64_t *step, const int64_t *odims, void *out);
 
 /* ---- Winograd F(4x4, 3x3) convolutions (wino.c, AVX2 + FMA only: callers check the CPU) */
+/* 1 when the CPU has AVX2 and FMA (wino.c and eltwise.c need both). */
+int vt__nn_avx2_fma(void);
 typedef struct nn_wino nn_wino;
 /* 1 when this CPU runs wino.c (AVX2 + FMA) and the environment's VITRINE_WINOGRAD is not "0"
  * (read on every call: plans and training set-ups check it when they are built). */
@@ -205,6 +207,8 @@ void vt__wino_free(nn_wino *k);
 size_t vt__wino_weight_bytes(const nn_wino *k);
 size_t vt__wino_scratch(const nn_wino *k, int n);
 void vt__wino_run(const nn_wino *k, int n, const float *src, float *dst, float *scratch, int npo, const nn_wpo *po);
+/* x * sigmoid(x) in place over n floats (eltwise.c; AVX2 + FMA: see vt__nn_avx2_fma). */
+void vt__silu_inplace(float *x, size_t n);
 int vt__wino_bwd_weights(nn_wino *k, int n, const float *src, const float *dy, float *dw, float *db, float *scratch);
 
 #endif
