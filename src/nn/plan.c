@@ -466,10 +466,6 @@ static int spatial_attr(const nn_node *n, const char *name, int sd, int64_t dflt
     return 0;
 }
 
-/* Contract: plans a Conv node, absorbing a following BatchNormalization, activations
- * (including x*sigmoid(x) and x*hardsigmoid(x) patterns) and one residual Add, as far as the
- * intermediate values have no other consumers. Creates the primitive, reorders the (folded)
- * weights once into the layout oneDNN chose. */
 /* Releases a convolution's original weights, bias and folded BN parameters once nothing else
  * needs them (the plan holds its own copy). */
 static void release_weights(bctx *b, const nn_node *n, int bn_node) {
@@ -643,6 +639,11 @@ static int conv_wino(bctx *b, int ni, int x, const int64_t *odims, const int64_t
     return 0;
 }
 
+/* Contract: plans a Conv node, absorbing a following BatchNormalization, activations
+ * (including x*sigmoid(x) and x*hardsigmoid(x) patterns) and one residual Add, as far as the
+ * intermediate values have no other consumers. Creates the primitive, reorders the (folded)
+ * weights once into the layout oneDNN chose; or hands the convolution to wino.c (wino_fits);
+ * on AVX2 a SiLU ends the chain as a step of its own (eltwise.c). */
 static int plan_conv(bctx *b, int ni) {
     nn_plan *p = b->p;
     nn_graph *g = b->g;

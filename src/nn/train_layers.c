@@ -797,7 +797,7 @@ int vt__tnet_backward(tnet *net) {
             if (nd->wino_f) {
                 rc = vt__wino_bwd_weights(nd->wino_f, n, src->y, nd->dy, nd->prm[0].g, nd->bias ? nd->prm[1].g : NULL,
                                           net->wscratch);
-                if (rc) rc = vt__err(rc, "out of memory");
+                if (rc) rc = vt__err(rc, rc == VT_ENOMEM ? "out of memory" : "tnet: Winograd weights gradient");
             } else {
                 dnnl_exec_arg_t w[4] = {{DNNL_ARG_SRC, src->m_y}, {DNNL_ARG_DIFF_DST, nd->m_dy},
                                         {DNNL_ARG_DIFF_WEIGHTS, nd->m_dwi ? nd->m_dwi : nd->m_dw}, {DNNL_ARG_DIFF_BIAS, nd->m_db}};
