@@ -80,6 +80,16 @@ static Onnx__NodeProto *b_node(builder *b, const char *op, const char *in0, cons
     return n;
 }
 
+/* BatchNormalization of x with the initializers sc, sh, mu, va. */
+static Onnx__NodeProto *b_bn(builder *b, const char *x, const char *out) {
+    Onnx__NodeProto *n = b_node(b, "BatchNormalization", x, "sc", "sh", out);
+    n->n_input = 5;
+    n->input = tmalloc(5 * sizeof(char *));
+    const char *in[5] = {x, "sc", "sh", "mu", "va"};
+    for (int i = 0; i < 5; i++) n->input[i] = (char *)in[i];
+    return n;
+}
+
 static void a_ints(Onnx__NodeProto *n, const char *name, int cnt, const int64_t *v) {
     Onnx__AttributeProto *a = tmalloc(sizeof *a);
     onnx__attribute_proto__init(a);
@@ -254,11 +264,7 @@ static uint8_t *build_net(const params *p, size_t *len, int with_meta, const cha
     int64_t pads1[4] = {1, 1, 1, 1};
     Onnx__NodeProto *n = b_node(&b, "Conv", "x", "w1", "b1", "c1");
     a_ints(n, "pads", 4, pads1);
-    n = b_node(&b, "BatchNormalization", "c1", "sc", "sh", "bn");
-    n->n_input = 5;
-    n->input = tmalloc(5 * sizeof(char *));
-    const char *bnin[5] = {"c1", "sc", "sh", "mu", "va"};
-    for (int i = 0; i < 5; i++) n->input[i] = (char *)bnin[i];
+    n = b_bn(&b, "c1", "bn");
     a_float(n, "epsilon", 1e-3f);
     b_node(&b, "Relu", "bn", NULL, NULL, "r1");
     b_node(&b, "Conv", "x", "w2", "b2", "c2");
@@ -666,11 +672,7 @@ static void test_winograd_in_plan(void **state) {
     b_init_f(&b, "va", 1, dc, va);
     Onnx__NodeProto *n = b_node(&b, "Conv", "x", "w1", "b1", "c1");
     a_ints(n, "pads", 4, pads);
-    n = b_node(&b, "BatchNormalization", "c1", "sc", "sh", "bn");
-    n->n_input = 5;
-    n->input = tmalloc(5 * sizeof(char *));
-    const char *bnin[5] = {"c1", "sc", "sh", "mu", "va"};
-    for (int i = 0; i < 5; i++) n->input[i] = (char *)bnin[i];
+    n = b_bn(&b, "c1", "bn");
     b_node(&b, "Conv", "x", "w2", "b2", "c2");
     b_node(&b, "Add", "bn", "c2", NULL, "add");
     b_node(&b, "Relu", "add", NULL, NULL, "y");

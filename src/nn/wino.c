@@ -189,17 +189,22 @@ static void in_tile(const nn_wino *k, const float *src, size_t g, int cb, float 
     }
 }
 
-/* rows x 16 block of C (stride ldc) = A (rows x K, stride lda) * B (K x 16 packed). */
-static inline __attribute__((always_inline)) void mk(const int rows, int K, const float *A, size_t lda,
-                                                      const float *B, float *C, size_t ldc) {
+/* The FMA micro-kernel: C (rows x 16, row stride ldc) = (acc ? C : 0) + the sum over kk < K of
+ * A(r, kk) x B(kk, 0..16), where A(r, kk) = A[r * ars + kk * aks] and row kk of B starts at
+ * B + kk * bs. 12 accumulators, one broadcast per row and two loads of B per step. */
+static inline __attribute__((always_inline)) void mk(const int rows, const int acc, int K, const float *A, size_t ars,
+                                                      size_t aks, const float *B, size_t bs, float *C, size_t ldc) {
     __m256 c0[6], c1[6];
 #pragma GCC unroll 6
-    for (int r = 0; r < rows; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        c0[r] = acc ? _mm256_loadu_ps(C + r * ldc) : _mm256_setzero_ps();
+        c1[r] = acc ? _mm256_loadu_ps(C + r * ldc + 8) : _mm256_setzero_ps();
+    }
     for (int kk = 0; kk < K; kk++) {
-        __m256 b0 = _mm256_load_ps(B + (size_t)kk * 16), b1 = _mm256_load_ps(B + (size_t)kk * 16 + 8);
+        __m256 b0 = _mm256_loadu_ps(B + kk * bs), b1 = _mm256_loadu_ps(B + kk * bs + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < rows; r++) {
-            __m256 a = _mm256_broadcast_ss(A + r * lda + kk);
+            __m256 a = _mm256_broadcast_ss(A + r * ars + kk * aks);
             c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
         }
@@ -211,6 +216,21 @@ static inline __attribute__((always_inline)) void mk(const int rows, int K, cons
     }
 }
 
+/* mk for a row count known only at run time (1 to 6). */
+static void mk_rows(int rows, int acc, int K, const float *A, size_t ars, size_t aks, const float *B, size_t bs,
+                    float *C, size_t ldc) {
+#define MK_CASE(R)                                                                    \
+    case R:                                                                           \
+        if (acc) mk(R, 1, K, A, ars, aks, B, bs, C, ldc);                             \
+        else mk(R, 0, K, A, ars, aks, B, bs, C, ldc);                                 \
+        break;
+    switch (rows) {
+        MK_CASE(1) MK_CASE(2) MK_CASE(3) MK_CASE(4) MK_CASE(5) MK_CASE(6)
+    default: break;
+    }
+#undef MK_CASE
+}
+
 /* m[xi] (tcur x oc) = v[xi] (tcur x ic) * u[xi] for OC panel p. */
 static void gemm_panel(const nn_wino *k, const float *v, float *m, int xi, int p, int tcur, int tc) {
     int np = k->oc / 16, K = k->ic;
@@ -218,17 +238,9 @@ static void gemm_panel(const nn_wino *k, const float *v, float *m, int xi, int p
     const float *A = v + (size_t)xi * tc * K;
     float *C = m + (size_t)xi * tc * k->oc + (size_t)p * 16;
     int t = 0;
-    for (; t + 6 <= tcur; t += 6) mk(6, K, A + (size_t)t * K, (size_t)K, B, C + (size_t)t * k->oc, (size_t)k->oc);
-    const float *At = A + (size_t)t * K;
-    float *Ct = C + (size_t)t * k->oc;
-    switch (tcur - t) {
-    case 1: mk(1, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
-    case 2: mk(2, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
-    case 3: mk(3, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
-    case 4: mk(4, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
-    case 5: mk(5, K, At, (size_t)K, B, Ct, (size_t)k->oc); break;
-    default: break;
-    }
+    size_t ldc = (size_t)k->oc;
+    for (; t + 6 <= tcur; t += 6) mk(6, 0, K, A + (size_t)t * K, (size_t)K, 1, B, 16, C + (size_t)t * ldc, ldc);
+    if (t < tcur) mk_rows(tcur - t, 0, K, A + (size_t)t * K, (size_t)K, 1, B, 16, C + (size_t)t * ldc, ldc);
 }
 
 static inline __m256 post(int npo, const nn_wpo *po, __m256 x, const float *old) {
@@ -334,42 +346,12 @@ static void dy_tile(const nn_wino *k, const float *dy, size_t g, int ob, float *
     }
 }
 
-/* C (rows x 16, stride ldc) += sum over K of A[kk][0..rows) (step astep) x B[kk][0..16) (step bstep). */
-static inline __attribute__((always_inline)) void mkw(const int rows, int K, const float *A, size_t astep,
-                                                       const float *B, size_t bstep, float *C, size_t ldc) {
-    __m256 c0[6], c1[6];
-#pragma GCC unroll 6
-    for (int r = 0; r < rows; r++) c0[r] = _mm256_loadu_ps(C + r * ldc), c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
-    for (int kk = 0; kk < K; kk++) {
-        __m256 b0 = _mm256_loadu_ps(B + kk * bstep), b1 = _mm256_loadu_ps(B + kk * bstep + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < rows; r++) {
-            __m256 a = _mm256_broadcast_ss(A + kk * astep + r);
-            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < rows; r++) {
-        _mm256_storeu_ps(C + r * ldc, c0[r]);
-        _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
-    }
-}
-
 /* macc[xi][o0..o0+rows)[16 p..] += d[xi]^T v[xi] over the chunk's tcur tiles. */
 static void gemm_w(const nn_wino *k, const float *v, const float *d, int xi, int o0, int rows, int p, int tcur, int tc) {
     const float *A = d + (size_t)xi * tc * k->oc + o0, *B = v + (size_t)xi * tc * k->ic + (size_t)p * 16;
     float *C = k->macc + ((size_t)xi * k->oc + o0) * k->ic + (size_t)p * 16;
-    size_t as = (size_t)k->oc, bs = (size_t)k->ic, ldc = (size_t)k->ic;
-    switch (rows) {
-    case 6: mkw(6, tcur, A, as, B, bs, C, ldc); break;
-    case 5: mkw(5, tcur, A, as, B, bs, C, ldc); break;
-    case 4: mkw(4, tcur, A, as, B, bs, C, ldc); break;
-    case 3: mkw(3, tcur, A, as, B, bs, C, ldc); break;
-    case 2: mkw(2, tcur, A, as, B, bs, C, ldc); break;
-    case 1: mkw(1, tcur, A, as, B, bs, C, ldc); break;
-    default: break;
-    }
+    if (rows == 6) mk(6, 1, tcur, A, 1, (size_t)k->oc, B, (size_t)k->ic, C, (size_t)k->ic);
+    else mk_rows(rows, 1, tcur, A, 1, (size_t)k->oc, B, (size_t)k->ic, C, (size_t)k->ic);
 }
 
 /* Contract: the weights gradient of this convolution for input src and output gradient dy (both
