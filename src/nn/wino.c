@@ -1,5 +1,6 @@
-/* wino.c: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) on AVX2 + FMA, for inference plans
- * (a quarter of the multiply-adds of a direct convolution; chosen by plan.c, docs/nn.md). */
+/* wino.c: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) on AVX2 + FMA (a quarter of the
+ * multiply-adds of a direct convolution), with their data and weights gradients; used by inference
+ * plans (plan.c, docs/nn.md) and by training (train_layers.c, docs/train.md). */
 #include "nn/nn_internal.h"
 #include <immintrin.h>
 #include <stdlib.h>
