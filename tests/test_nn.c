@@ -548,7 +548,7 @@ static void test_winograd_kernel(void **state) {
         to_blocked(x, xb, n, ic, h * w, 0);
         nn_wino *k = vt__wino_new(ic, oc, h, w, oh, ow, cs[ci].pt, cs[ci].pl);
         assert_non_null(k);
-        vt__wino_set_weights(k, wt, bias, 0);
+        vt__wino_set_weights(k, wt, bias, 0, 0);
         float *scratch = malloc(vt__wino_scratch(k, n) * 4);
         assert_non_null(scratch);
         for (int thr = 1; thr <= 2; thr++) {
@@ -606,7 +606,7 @@ static void test_winograd_kernel(void **state) {
             ref_conv3(g, n, oc, oh, ow, wr, zero, ic, 2, 2, oh + 2, ow + 2, dwant);
             nn_wino *kb = vt__wino_new(oc, ic, oh, ow, oh + 2, ow + 2, 2, 2);
             assert_non_null(kb);
-            vt__wino_set_weights(kb, wt, NULL, 1);
+            vt__wino_set_weights(kb, wt, NULL, 1, 0);
             float *sb = malloc(vt__wino_scratch(kb, n) * 4);
             assert_non_null(sb);
             to_blocked(g, gb, n, oc, oh * ow, 0);

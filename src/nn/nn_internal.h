@@ -202,7 +202,7 @@ typedef struct {
     float a, b;
 } nn_wpo;
 nn_wino *vt__wino_new(int ic, int oc, int ih, int iw, int oh, int ow, int pt, int pl);
-void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed);
+void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed, int keep);
 void vt__wino_free(nn_wino *k);
 size_t vt__wino_weight_bytes(const nn_wino *k);
 size_t vt__wino_scratch(const nn_wino *k, int n);

@@ -596,7 +596,7 @@ static int conv_wino(bctx *b, int ni, int x, const int64_t *odims, const int64_t
     int N = (int)X->dims[0];
     nn_wino *k = vt__wino_new((int)X->dims[1], (int)odims[1], (int)X->dims[2], (int)X->dims[3], (int)odims[2],
                               (int)odims[3], (int)pl[0], (int)pl[1]);
-    if (k) vt__wino_set_weights(k, wf, bf, 0);
+    if (k) vt__wino_set_weights(k, wf, bf, 0, 0);
     free(wf);
     free(bf);
     if (!k) return vt__err(VT_ENOMEM, "out of memory");

@@ -362,6 +362,9 @@ static int setup_conv(tnet *net, tn_node *nd, const tn_node *src, int n) {
             net->wscratch_n = net->wscratch ? need : 0;
             if (!net->wscratch) return vt__err(VT_ENOMEM, "out of memory");
         }
+        /* wino.c runs all three passes on the plain OIHW weights: no oneDNN primitive needed */
+        nd->md = mdst;
+        return 0;
     }
     int g = nd->groups, ic = src->c;
     if (g > 1) {
@@ -575,8 +578,7 @@ static int setup_impl(tnet *net, int batch) {
             const tn_node *nd = &net->nodes[i];
             if (nd->kind != TN_CONV) continue;
             int bwd_d_used = nd->in[0] > 0 || net->input_grad; /* the stem's data gradient is not computed */
-            /* (a Winograd convolution runs none of them) */
-            if (!nd->wino_f && (is_ref(nd->fwd) || (bwd_d_used && is_ref(nd->bwd_d)) || is_ref(nd->bwd_w))) {
+            if (is_ref(nd->fwd) || (bwd_d_used && is_ref(nd->bwd_d)) || is_ref(nd->bwd_w)) {
                 VT_LOGI("tnet: node %d has only a reference convolution in blocked layout; using NHWC", i);
                 for (int j = 0; j < net->n; j++) free_runtime(&net->nodes[j]);
                 net->plain = 1;
@@ -625,7 +627,7 @@ int vt__tnet_forward(tnet *net, const float *x, int training) {
         switch (nd->kind) {
         case TN_CONV: {
             if (nd->wino_f) {
-                vt__wino_set_weights(nd->wino_f, nd->prm[0].w, nd->bias ? nd->prm[1].w : NULL, 0);
+                vt__wino_set_weights(nd->wino_f, nd->prm[0].w, nd->bias ? nd->prm[1].w : NULL, 0, 1);
                 vt__wino_run(nd->wino_f, n, src->y, nd->y, net->wscratch, 0, NULL);
                 break;
             }
@@ -803,7 +805,7 @@ int vt__tnet_backward(tnet *net) {
                                         {DNNL_ARG_DIFF_WEIGHTS, nd->m_dwi ? nd->m_dwi : nd->m_dw}, {DNNL_ARG_DIFF_BIAS, nd->m_db}};
                 rc = run(net, nd->bwd_w, nd->bias ? 4 : 3, w);
             }
-            if (!rc && nd->r_dw && !nd->wino_f) {
+            if (!rc && nd->r_dw) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, nd->m_dwi}, {DNNL_ARG_TO, nd->m_dw}};
                 rc = run(net, nd->r_dw, 2, r);
             }
@@ -812,7 +814,7 @@ int vt__tnet_backward(tnet *net) {
                 static const nn_wpo sum = {NN_WPO_SUM, 0.f, 0.f};
                 int add = src->written;
                 src->written = 1;
-                vt__wino_set_weights(nd->wino_b, nd->prm[0].w, NULL, 1);
+                vt__wino_set_weights(nd->wino_b, nd->prm[0].w, NULL, 1, 1);
                 vt__wino_run(nd->wino_b, n, nd->dy, src->dy, net->wscratch, add, &sum);
                 break;
             }

@@ -20,7 +20,7 @@ struct nn_wino {
     int tc;              /* tiles per chunk */
     float *u;            /* transformed weights [36][oc/16][ic][16] */
     float *bias;         /* [oc] */
-    float *wlast;        /* the weights last transformed (NULL: none yet) */
+    float *wlast;        /* the weights last transformed, when kept (NULL: none) */
     int wlast_t;
     float *macc;         /* weights gradient in the transformed domain [36][oc][ic] (allocated on use) */
 };
@@ -80,16 +80,17 @@ static inline void wtrans8(const __m256 g[9], __m256 u[36]) {
 
 /* Contract: transforms 3x3 weights w and copies bias (NULL: zeros). w is OIHW, oc x ic x 3 x 3;
  * with `transposed`, w is the forward weights of the convolution this one is the data gradient
- * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. Weights equal to
- * the last ones given are not transformed again. */
-void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed) {
+ * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. With `keep`, a
+ * copy of w is kept and weights equal to the last ones kept are not transformed again (training
+ * sets them before every pass; a plan sets them once and keeps no copy). */
+void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed, int keep) {
     int np = k->oc / 16, ic = k->ic, oc = k->oc;
     size_t wn = (size_t)ic * oc * 9;
     if (bias) memcpy(k->bias, bias, (size_t)oc * 4);
     else memset(k->bias, 0, (size_t)oc * 4);
-    if (k->wlast && k->wlast_t == transposed && !memcmp(k->wlast, w, wn * 4)) return;
-    if (!k->wlast) k->wlast = malloc(wn * 4);
-    if (k->wlast) {
+    if (keep && k->wlast && k->wlast_t == transposed && !memcmp(k->wlast, w, wn * 4)) return;
+    if (keep && !k->wlast) k->wlast = malloc(wn * 4);
+    if (keep && k->wlast) {
         memcpy(k->wlast, w, wn * 4);
         k->wlast_t = transposed;
     }
