@@ -159,11 +159,20 @@ static inline void at6(const __m256 m[6], __m256 o[4]) {
     o[3] = _mm256_add_ps(_mm256_fmadd_ps(c8, d34, d12), m[5]);
 }
 
+/* Image of tile g (counted over the batch), and its first output row and column. */
+static inline size_t tile_at(const nn_wino *k, size_t g, int *y0, int *x0) {
+    size_t per = (size_t)k->th * k->tw;
+    int r = (int)(g % per);
+    *y0 = r / k->tw * 4;
+    *x0 = r % k->tw * 4;
+    return g / per;
+}
+
 /* Input transform of tile g (global index) for channel block cb into v[36][tc][ic] row t. */
 static void in_tile(const nn_wino *k, const float *src, size_t g, int cb, float *v, int t, int tc) {
-    size_t per = (size_t)k->th * k->tw;
-    size_t n = g / per;
-    int r = (int)(g % per), y0 = r / k->tw * 4 - k->pt, x0 = r % k->tw * 4 - k->pl;
+    int y0, x0;
+    size_t n = tile_at(k, g, &y0, &x0);
+    y0 -= k->pt, x0 -= k->pl;
     const float *base = src + ((n * (size_t)(k->ic / 8) + (size_t)cb) * k->ih * k->iw) * 8;
     __m256 d[6][6];
     if (y0 >= 0 && x0 >= 0 && y0 + 6 <= k->ih && x0 + 6 <= k->iw) {
@@ -266,9 +275,8 @@ static inline __m256 post(int npo, const nn_wpo *po, __m256 x, const float *old)
 /* Output transform of tile g for output channel block ob from m[36][tc][oc] row t into dst. */
 static void out_tile(const nn_wino *k, const float *m, size_t g, int ob, int t, int tc, float *dst, int npo,
                      const nn_wpo *po) {
-    size_t per = (size_t)k->th * k->tw;
-    size_t n = g / per;
-    int r = (int)(g % per), y0 = r / k->tw * 4, x0 = r % k->tw * 4;
+    int y0, x0;
+    size_t n = tile_at(k, g, &y0, &x0);
     __m256 tmp[4][6], row[6], o[4];
     for (int b = 0; b < 6; b++) { /* columns: A^T m */
         for (int a = 0; a < 6; a++) row[a] = _mm256_loadu_ps(m + ((size_t)(a * 6 + b) * tc + t) * k->oc + (size_t)ob * 8);
@@ -327,9 +335,8 @@ static inline void a4(const __m256 y[4], __m256 d[6]) {
 
 /* Transform of output-gradient tile g for channel block ob into d[36][tc][oc] row t. */
 static void dy_tile(const nn_wino *k, const float *dy, size_t g, int ob, float *d, int t, int tc) {
-    size_t per = (size_t)k->th * k->tw;
-    size_t n = g / per;
-    int r = (int)(g % per), y0 = r / k->tw * 4, x0 = r % k->tw * 4;
+    int y0, x0;
+    size_t n = tile_at(k, g, &y0, &x0);
     const float *base = dy + ((n * (size_t)(k->oc / 8) + (size_t)ob) * k->oh * k->ow) * 8;
     __m256 y[4][4], tmp[6][4], col[4], res[6];
     for (int i = 0; i < 4; i++)
