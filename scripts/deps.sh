@@ -20,12 +20,23 @@ for p in "${want[@]}"; do
   [ "$st" = "install ok installed" ] || missing+=("$p")
 done
 # npm packages of the browser test (playwright-core drives Debian's chromium; no browser download).
+# Installed when absent or not the version tests/browser/package.json pins; a failure is an error:
+# the browser test is part of the suite, not optional.
 npm_deps() {
-  local dir=$here/../tests/browser
-  if [[ " ${tags[*]} " == *" test "* ]] && [ ! -d "$dir/node_modules/playwright-core" ] && command -v npm >/dev/null 2>&1; then
-    echo "deps: npm install in tests/browser"
-    (cd "$dir" && npm install --no-audit --no-fund --ignore-scripts >/dev/null) || echo "deps: npm install failed; the browser test will be skipped" >&2
+  [[ " ${tags[*]} " == *" test "* ]] || return 0
+  local dir=$here/../tests/browser want have
+  want=$(sed -n 's/.*"playwright-core": *"\([^"]*\)".*/\1/p' "$dir/package.json")
+  have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/node_modules/playwright-core/package.json" 2>/dev/null | head -n1 || true)
+  [ "$have" = "$want" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "deps: npm is missing: cannot install playwright-core for the browser test" >&2
+    return 1
   fi
+  echo "deps: npm ci in tests/browser (playwright-core $want)"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null) || {
+    echo "deps: npm ci in tests/browser failed (node $(node --version 2>/dev/null)); see the messages above" >&2
+    return 1
+  }
 }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#want[@]} packages for [${tags[*]}] are installed"
