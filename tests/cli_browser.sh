@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_browser.sh: runs the web page test (tests/browser/shop.test.mjs) in headless Chromium against
 # a real `vitrine serve`. Screenshots go to the build folder: browser-artifacts/.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,9 +10,9 @@ tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 py=/usr/bin/python3
-[ -x /usr/bin/chromium ] || { echo "chromium missing (apt-get install chromium): skipped"; exit 77; }
-[ -d "$here/browser/node_modules/playwright-core" ] || { echo "playwright-core missing (npm install in tests/browser): skipped"; exit 77; }
-$py -c 'import onnx, numpy' 2>/dev/null || { echo "python3-onnx missing: skipped"; exit 77; }
+[ -x /usr/bin/chromium ] || vt_skip "chromium missing (apt-get install chromium)"
+[ -d "$here/browser/node_modules/playwright-core" ] || vt_skip "playwright-core missing (npm install in tests/browser)"
+$py -c 'import onnx, numpy' 2>/dev/null || vt_skip "python3-onnx missing"
 $py "$here/e2e/tiny_model.py" "$tmp/tiny.onnx"
 "$bin" -q sample-catalog --out "$tmp/cat" --n 150 --size 160 >/dev/null
 "$bin" -q ingest --db "$tmp/shop.db" --meta "$tmp/cat/styles.csv" --model "$tmp/tiny.onnx" >/dev/null || exit 1

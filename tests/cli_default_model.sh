@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_default_model.sh: commands given no --model use the default model: $VITRINE_MODEL, else
 # vitrine-fashion.onnx in ../models or ../share/vitrine beside the binary; --no-embed; the errors.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ expect_exit() { # NAME WANT CMD...: runs CMD (stdout in $T/out, stderr in $T/err
 has() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2:"; cat "$2"; fi; }
 hasnt() { if grep -qF -- "$3" "$2"; then bad "$1: '$3' in $2:"; cat "$2"; else ok "$1"; fi; }
 py=/usr/bin/python3
-if ! $py -c 'import onnx, numpy' 2>/dev/null; then echo "python3-onnx missing: skipped"; exit 77; fi
+if ! $py -c 'import onnx, numpy' 2>/dev/null; then vt_skip "python3-onnx missing"; fi
 $py "$here/e2e/tiny_model.py" "$T/tiny.onnx" || { bad "tiny model"; exit 1; }
 "$bin" -q sample-catalog --out "$T/cat" --n 30 >/dev/null || { bad "sample catalog"; exit 1; }
 photo=$T/cat/images/7.jpg

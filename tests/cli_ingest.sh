@@ -2,6 +2,7 @@
 # cli_ingest.sh: end-to-end checks of `vitrine ingest`, `similar` and `search` on a generated
 # catalog: counts, every bad-input case in the error report, incremental re-runs, --prune,
 # filters, and a run killed with SIGKILL then restarted.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +18,7 @@ expect_exit() { # NAME WANT CMD...
 }
 has() { if grep -q -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2:"; cat "$2"; fi; }
 py=/usr/bin/python3
-if ! $py -c 'import onnx, numpy' 2>/dev/null; then echo "python3-onnx missing: skipped"; exit 77; fi
+if ! $py -c 'import onnx, numpy' 2>/dev/null; then vt_skip "python3-onnx missing"; fi
 $py "$here/e2e/tiny_model.py" "$tmp/tiny.onnx" || { bad "tiny model"; exit 1; }
 M="--model $tmp/tiny.onnx"
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # cli_ingest_shared.sh: ingest of the whole shared catalog (../shared/data/fashion-products) end to
 # end, then a re-run that must find everything unchanged, and a filtered similar-items query.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 data=$2
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-[ -f "$data/styles.csv" ] || { echo "shared catalog not found at $data: skipped"; exit 77; }
-/usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || { echo "python3-onnx missing: skipped"; exit 77; }
+[ -f "$data/styles.csv" ] || vt_skip "shared catalog not found at $data"
+/usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || vt_skip "python3-onnx missing"
 /usr/bin/python3 "$here/e2e/tiny_model.py" "$tmp/tiny.onnx"
 n=$(($(wc -l < "$data/styles.csv") - 1))
 fails=0

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # cli_nn_lpnorm.sh: LpNormalization (the embedding output of models vitrine trains) against numpy:
 # p 1 and 2, last and middle axis, a zero vector; p=3 refused at load time with the node named.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 py=/usr/bin/python3
-$py -c 'import onnx, numpy' 2>/dev/null || { echo "python3-onnx missing: skipped"; exit 77; }
+$py -c 'import onnx, numpy' 2>/dev/null || vt_skip "python3-onnx missing"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0

@@ -2,6 +2,7 @@
 # cli_omp_policy.sh: the OpenMP wait policy the CLI re-executes itself with: passive for commands that
 # share the CPUs with their own threads, passive for model/embed when other tasks are runnable, none
 # when the user chose one; exactly one re-execution.
+. "$(dirname "$0")/skip.sh"
 set -u
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT VITRINE_NO_REEXEC # the test sets them itself
 bin=$1
@@ -13,7 +14,7 @@ trap 'for p in "${busy[@]}"; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
 fails=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-[ -f "$model" ] || { echo "no default model: skipped"; exit 77; }
+[ -f "$model" ] || vt_skip "no default model"
 
 # model info on any machine: exactly one policy line (one re-execution), one of the two policies
 "$bin" -v model info "$model" >"$T/out" 2>"$T/err" || bad "model info failed: $(cat "$T/err")"

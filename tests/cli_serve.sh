@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_serve.sh: starts the real `vitrine serve` on a free port over a generated catalog and checks
 # the REST API from outside (tests/e2e/http_check.py): status codes, JSON shapes, error cases.
+. "$(dirname "$0")/skip.sh"
 set -u
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -8,7 +9,7 @@ tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 py=/usr/bin/python3
-if ! $py -c 'import onnx, numpy' 2>/dev/null; then echo "python3-onnx missing: skipped"; exit 77; fi
+if ! $py -c 'import onnx, numpy' 2>/dev/null; then vt_skip "python3-onnx missing"; fi
 $py "$here/e2e/tiny_model.py" "$tmp/tiny.onnx"
 "$bin" -q sample-catalog --out "$tmp/cat" --n 120 --size 96 >/dev/null
 "$bin" -q ingest --db "$tmp/shop.db" --meta "$tmp/cat/styles.csv" --model "$tmp/tiny.onnx" >/dev/null || exit 1

@@ -364,7 +364,7 @@ static void test_shared_styles(void **st) {
     const char *csv = tu_data("styles.csv");
     const char *imgs = tu_data("images");
     if (!csv || !imgs) {
-        skip();
+        TU_SKIP("the shared catalog (styles.csv, images/) is missing");
         return;
     }
     vt_feed_opts o = {.images_dir = imgs};
@@ -399,7 +399,7 @@ static void test_shared_into_store(void **st) {
     const char *csv = tu_data("styles.csv");
     const char *imgs = tu_data("images");
     if (!csv || !imgs) {
-        skip();
+        TU_SKIP("the shared catalog (styles.csv, images/) is missing");
         return;
     }
     vt_store *s;

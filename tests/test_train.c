@@ -10,6 +10,8 @@ typedef int (*build_fn)(tnet *net);
 
 static int g_plain; /* build nets with every activation NHWC (tnet.plain) */
 static int g_wino;  /* convolutions of the last gradcheck net that run as Winograd */
+static int g_wino_want; /* convolutions of the last gradcheck net that the rule of wino.c admits */
+static int g_block8; /* gradcheck nets keep C % 8 == 0 activations in nChw8c (net->block8) */
 static int g_no_input_grad; /* gradcheck only the parameters (the input's gradient is not computed) */
 
 /* Fills x with well-separated values of random sign (no ReLU kinks or max-pool ties within eps). */
@@ -68,6 +70,7 @@ static int gradcheck(const char *what, int c, int h, int w, int batch, build_fn 
     assert_int_equal(vt__tnet_create(c, h, w, &net), 0);
     net->input_grad = !g_no_input_grad;
     net->plain = g_plain;
+    net->block8 = g_block8;
     net->threads = 1;
     net->drop_seed = 77;
     assert_true(build(net) > 0);
@@ -82,8 +85,20 @@ static int gradcheck(const char *what, int c, int h, int w, int batch, build_fn 
                     net->nodes[i].prm[p].w[j] = (float)(0.5 + vt_rng_uniform(&r)) * (p ? 0.3f : 1.0f);
     assert_int_equal(vt__tnet_setup(net, batch), 0);
     if (net->plain && !g_plain) print_message("%s: oneDNN has only reference kernels in blocked layout: NHWC\n", what);
-    g_wino = 0;
-    for (int i = 0; i < net->n; i++) g_wino += net->nodes[i].wino_f != NULL && net->nodes[i].wino_b != NULL;
+    /* what the net chose for this CPU: convolutions on wino.c, and those whose input layout and
+     * shape wino.c admits (3x3 s1 p1, 16-channel multiples in and out, input in nChw8c) */
+    g_wino = g_wino_want = 0;
+    for (int i = 0; i < net->n; i++) {
+        const tn_node *nd = &net->nodes[i];
+        g_wino += nd->wino_f != NULL && nd->wino_b != NULL;
+        if (nd->kind != TN_CONV || net->plain || nd->k != 3 || nd->stride != 1 || nd->pad != 1 || nd->groups != 1) continue;
+        const tn_node *s = &net->nodes[nd->in[0]];
+        dnnl_memory_desc_t b8;
+        dnnl_dims_t dd = {batch, s->c, s->h, s->w};
+        g_wino_want += s->c % 16 == 0 && nd->c % 16 == 0 && vt__wino_enabled() &&
+                       dnnl_memory_desc_init_by_tag(&b8, 4, dd, dnnl_f32, dnnl_aBcd8b) == dnnl_success &&
+                       dnnl_memory_desc_equal(&b8, &s->md);
+    }
     size_t nx = (size_t)batch * c * h * w;
     float *x = malloc(nx * sizeof(float));
     fill_input(x, nx, &r);
@@ -225,9 +240,18 @@ static void test_gradcheck_blocked(void **state) {
     /* as in a training net, the stem has no data gradient (oneDNN 2.6 has only its reference
      * kernel in blocked layouts for that, which would send the whole net to NHWC) */
     g_no_input_grad = 1;
-    gradcheck("Winograd 3x3 pair", 3, 6, 5, 2, b_wino, 5e-2); /* linear: any step is exact */
-    g_no_input_grad = 0;
+    /* the layouts oneDNN picks on this CPU decide whether the pair runs on wino.c (nChw8c on AVX2;
+     * nChw16c on AVX-512 keeps it on oneDNN): the net must take exactly the path its rule admits */
+    gradcheck("Winograd 3x3 pair, layouts of this CPU", 3, 6, 5, 2, b_wino, 5e-2); /* linear: any step is exact */
+    print_message("Winograd pair, layouts of this CPU: %d of 2 convolutions on wino.c\n", g_wino);
+    assert_int_equal(g_wino, g_wino_want);
+    /* nChw8c activations: wino.c's own path, checked on every CPU that runs wino.c */
+    g_block8 = 1;
+    gradcheck("Winograd 3x3 pair, nChw8c", 3, 6, 5, 2, b_wino, 5e-2);
+    g_block8 = 0;
+    assert_int_equal(g_wino, g_wino_want);
     assert_int_equal(g_wino, vt__wino_enabled() ? 2 : 0);
+    g_no_input_grad = 0;
     g_plain = 1;
     gradcheck("8-ch chain, NHWC", 8, 6, 6, 2, b_blocked_chain, 2e-3);
     gradcheck("8-ch residual, NHWC", 8, 5, 5, 4, b_blocked_residual, 2e-3);

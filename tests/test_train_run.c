@@ -51,7 +51,7 @@ static void small_opts(vt_train_opts *o, int limit, int epochs) {
  * evaluation mode (running BN statistics, no augmentation). */
 static void test_memorise_64(void **state) {
     (void)state;
-    if (!images_dir() || !styles()) skip();
+    if (!images_dir() || !styles()) TU_SKIP("the shared catalog is missing");
     vt_train_opts o;
     small_opts(&o, 64, 60);
     o.val = 0;
@@ -79,7 +79,7 @@ static void test_memorise_64(void **state) {
 /* Same seed and threads: bit-identical weights and model file; another seed: other weights. */
 static void test_deterministic(void **state) {
     (void)state;
-    if (!images_dir() || !styles()) skip();
+    if (!images_dir() || !styles()) TU_SKIP("the shared catalog is missing");
     vt_train_opts o;
     small_opts(&o, 160, 2);
     o.val = 0.2;
@@ -101,7 +101,7 @@ static void test_deterministic(void **state) {
 /* Stop after epoch 2, resume from the checkpoint: the same weights as an uninterrupted run. */
 static void test_resume(void **state) {
     (void)state;
-    if (!images_dir() || !styles()) skip();
+    if (!images_dir() || !styles()) TU_SKIP("the shared catalog is missing");
     vt_train_opts o;
     small_opts(&o, 128, 4);
     o.val = 0.25;
@@ -220,8 +220,7 @@ static void test_bad_options(void **state) {
 static void test_export_matches_torch(void **state) {
     (void)state;
     if (system("/usr/bin/python3 -c 'import torch, onnx' >/dev/null 2>&1") != 0) {
-        print_message("python3 with torch and onnx not available: skipped\n");
-        skip();
+        TU_SKIP("python3 with torch and onnx is not available");
     }
     int S = 20, N = 3;
     tnet *net;

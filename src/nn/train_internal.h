@@ -63,6 +63,9 @@ typedef struct tnet {
     int input_grad;                 /* compute the gradient of the input too (gradient checks) */
     int plain;                      /* nonzero: keep every activation NHWC (default: let oneDNN pick
                                        blocked layouts for convolution outputs with C % 8 == 0) */
+    int block8;                     /* nonzero: convolution outputs with C % 8 == 0 in nChw8c, the
+                                       layout wino.c reads, whatever oneDNN would prefer on this CPU
+                                       (on AVX-512 it picks nChw16c, which keeps wino.c out) */
     int threads;                    /* OpenMP threads for oneDNN (0: leave as is) */
     uint64_t drop_seed;             /* dropout masks are drawn from (drop_seed, node) */
     float *tmp;                     /* scratch for accumulating gradients */

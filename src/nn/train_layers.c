@@ -346,7 +346,7 @@ static int setup_conv(tnet *net, tn_node *nd, const tn_node *src, int n) {
     int wino = wino_conv(net, nd, src, n);
     if (!net->plain && nd->c % 8 == 0) {
         dnnl_dims_t d = {n, nd->c, nd->h, nd->w};
-        dnnl_memory_desc_init_by_tag(&mdst, 4, d, dnnl_f32, wino ? dnnl_aBcd8b : dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&mdst, 4, d, dnnl_f32, wino || net->block8 ? dnnl_aBcd8b : dnnl_format_tag_any);
     }
     if (wino) {
         /* the data gradient maps dy (c channels) back to the input's ic: the same kernel shape
