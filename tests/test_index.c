@@ -1080,6 +1080,60 @@ static void test_engine_rebuilds_cache(void **state) {
     free(v);
 }
 
+/* ---- the engine's cached index follows every change of the embeddings, even one that no
+ * end-of-ingest marker announced (an ingest killed while it re-embedded photos) */
+static void test_engine_cache_follows_writes(void **state) {
+    (void)state;
+    char db[512];
+    snprintf(db, sizeof db, "%s", tu_path("stale.db"));
+    int d = 16;
+    size_t n = 200;
+    float *v = clustered(n, d, 10, 0.8f, 93);
+    int64_t *labels = malloc(n * sizeof *labels);
+    vt_store *s;
+    assert_int_equal(vt_store_open(db, 0, &s), VT_OK);
+    assert_int_equal(vt_store_begin(s), VT_OK);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "item%zu", i);
+        vt_item it = {.id = id};
+        assert_int_equal(vt_store_put(s, &it, &labels[i]), VT_OK);
+        assert_int_equal(vt_store_put_embedding(s, labels[i], "m", v + i * (size_t)d, d, 0), VT_OK);
+    }
+    assert_int_equal(vt_store_commit(s), VT_OK);
+    assert_int_equal(vt_store_meta_set(s, "embeddings.version.m", "1"), VT_OK);
+    vt_engine_opts eo;
+    vt_engine_opts_init(&eo);
+    eo.model_name = "m";
+    eo.index_kind = VT_INDEX_FLAT;
+    eo.index_store = VT_STORE_F32;
+    eo.threads = 1;
+    eo.index_cache = db;
+    vt_engine *e;
+    assert_int_equal(vt_engine_open(s, &eo, &e), VT_OK); /* builds and saves the cache */
+    vt_engine_free(e);
+    /* item 1 now looks exactly like item 0 (a re-embedded photo); nothing else is touched */
+    assert_int_equal(vt_store_put_embedding(s, labels[1], "m", v, d, 0), VT_OK);
+    assert_int_equal(vt_engine_open(s, &eo, &e), VT_OK);
+    vt_hit hits[3];
+    int nh;
+    assert_int_equal(vt_engine_similar_label(e, labels[0], 3, NULL, hits, &nh), VT_OK);
+    assert_true(nh >= 1);
+    assert_int_equal(hits[0].label, labels[1]);
+    assert_true(hits[0].score > 0.9999f);
+    vt_engine_free(e);
+    /* and a deleted item leaves the cached index too */
+    assert_int_equal(vt_store_delete(s, "item1"), VT_OK);
+    assert_int_equal(vt_engine_open(s, &eo, &e), VT_OK);
+    assert_int_equal(vt_engine_size(e), n - 1);
+    assert_int_equal(vt_engine_similar_label(e, labels[0], 3, NULL, hits, &nh), VT_OK);
+    for (int i = 0; i < nh; i++) assert_true(hits[i].label != labels[1]);
+    vt_engine_free(e);
+    vt_store_close(s);
+    free(labels);
+    free(v);
+}
+
 /* ---- one thread + one seed = the same graph, byte for byte */
 static void test_deterministic(void **state) {
     (void)state;
@@ -1307,6 +1361,7 @@ int main(void) {
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_bytes_per_item),
         cmocka_unit_test(test_engine_rebuilds_cache),
+        cmocka_unit_test(test_engine_cache_follows_writes),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_split_scan),
         cmocka_unit_test(test_concurrent_search),

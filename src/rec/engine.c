@@ -60,7 +60,7 @@ static int collect(int64_t label, const float *vec, int dim, uint64_t hash, void
 }
 
 /* Where a built index is kept between runs: "<cache>.<model>.<kind>-<store>.vti", plus a ".stamp"
- * file holding the store's embeddings version the index was built from. */
+ * file holding the content version (content_version) of the embeddings it was built from. */
 static void cache_paths(const vt_engine *e, const vt_engine_opts *o, const vt_index_opts *io, char *path,
                         char *stamp, size_t cap) {
     static const char *kinds[] = {"flat", "hnsw"}, *stores[] = {"f32", "f16", "i8"};
@@ -68,7 +68,17 @@ static void cache_paths(const vt_engine *e, const vt_engine_opts *o, const vt_in
     snprintf(stamp, cap, "%.4000s.stamp", path);
 }
 
-/* Loads the cached index when its stamp matches the store's current embeddings version. */
+/* The version of the embeddings an index is built from: a hash of every label and vector, as read
+ * from the store. Any write changes it, whoever made it and however it ended (an ingest killed
+ * mid-way leaves no end-of-run marker to trust); hashing costs ~10 ms per 100 MB of vectors,
+ * a small share of reading them. */
+static void content_version(const collect_ctx *c, char *out, size_t cap) {
+    uint64_t h = vt_hash64(c->labels, c->n * sizeof *c->labels, (uint64_t)c->dim);
+    h = vt_hash64(c->vecs, c->n * (size_t)c->dim * sizeof *c->vecs, h);
+    snprintf(out, cap, "v2-%zu-%d-%016llx", c->n, c->dim, (unsigned long long)h);
+}
+
+/* Loads the cached index when its stamp matches the embeddings' current content version. */
 static int load_cached(vt_engine *e, const char *path, const char *stamp_path, const char *version, size_t n) {
     uint8_t *buf;
     size_t len;
@@ -113,9 +123,7 @@ static int build_index(vt_engine *e, const vt_engine_opts *o) {
     char path[4096], stamp[4096], version[256] = "";
     int cached = -1;
     if (o->index_cache) {
-        char key[300];
-        snprintf(key, sizeof key, "embeddings.version.%s", e->model_name);
-        if (vt_store_meta_get(e->store, key, version, sizeof version)) version[0] = 0;
+        content_version(&c, version, sizeof version);
         cache_paths(e, o, &io, path, stamp, sizeof path);
         cached = load_cached(e, path, stamp, version, c.n);
     }
