@@ -13,6 +13,9 @@ static void handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
     (void)app;
     if (!strcmp(rq->path, "/healthz")) {
         vt__http_json(rs, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (!strcmp(rq->path, "/missing")) {
+        /* an error message quoting bytes that are not UTF-8, as a request id might hold */
+        vt__http_error(rs, 404, "not_found", "no item with id '%s'", "\xe9\xff");
     } else if (!strcmp(rq->path, "/echo") && !strcmp(rq->method, "POST")) {
         const char *tag = vt__http_query(rq, "tag");
         vt__http_json(rs, 200, json_pack("{s:I,s:s}", "bytes", (json_int_t)rq->body_len, "tag", tag ? tag : ""));
@@ -133,7 +136,82 @@ static void test_routes_and_errors(void **state) {
     assert_non_null(strstr(vt_errmsg(), "not-an-ip"));
 }
 
+/* Requests refused before the handler sees them, and errors whose message is not UTF-8. */
+static void test_refused_requests(void **state) {
+    (void)state;
+    vt__http *h;
+    vt__http_opts o = {.port = 0, .threads = 2, .max_body = 1000};
+    assert_int_equal(vt__http_start(&o, handler, NULL, &h), 0);
+    int port = vt__http_port(h);
+
+    /* HTTP/1.1 without Host: 400 (RFC 9112 3.2); HTTP/1.0 does not need one */
+    const char *nohost = "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
+    char *r = http_raw(port, nohost, strlen(nohost), 0);
+    assert_non_null(strstr(r, "HTTP/1.1 400"));
+    assert_non_null(strstr(r, "\"code\":\"bad_request\""));
+    assert_non_null(strstr(r, "Host"));
+    free(r);
+    const char *http10 = "GET /healthz HTTP/1.0\r\n\r\n";
+    r = http_raw(port, http10, strlen(http10), 0);
+    assert_non_null(strstr(r, " 200 "));
+    free(r);
+
+    /* bytes that are not UTF-8 in the path, a query value or a query key: 400, not a 500 */
+    const char *bad[] = {"/missing%E9%ff", "/healthz?limit=%ff", "/healthz?%c3%28=1", "/healthz?x=%ed%a0%80",
+                         "/healthz?x=%c0%af"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = get(port, bad[i]);
+        assert_non_null(strstr(r, "HTTP/1.1 400"));
+        assert_non_null(strstr(r, "application/json"));
+        assert_non_null(strstr(r, "not valid UTF-8"));
+        assert_null(strstr(r, "out of memory"));
+        free(r);
+    }
+    /* ... and UTF-8 is fine */
+    r = get(port, "/healthz?colour=%C3%A9cru");
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    free(r);
+
+    /* a handler's error message quoting such bytes keeps its status */
+    r = get(port, "/missing");
+    assert_non_null(strstr(r, "HTTP/1.1 404"));
+    assert_non_null(strstr(r, "no item with id '?" "?'"));
+    assert_null(strstr(r, "out of memory"));
+    free(r);
+    vt__http_stop(h);
+}
+
+static void test_utf8_valid(void **state) {
+    (void)state;
+    const char *good[] = {"", "abc", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x91\x97", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf"};
+    const char *bad[] = {"\xff", "\xe9", "\xc3", "\xc3\x28", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                         "\xf4\x90\x80\x80", "\xf0\x9f\x91", "\x80", "a\xfe"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) assert_true(vt__utf8_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) assert_false(vt__utf8_valid(bad[i], strlen(bad[i])));
+}
+
+/* An Allow value set by the handler is sent as a header. */
+static void allow_handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
+    (void)app;
+    rs->allow = "GET, HEAD";
+    vt__http_error(rs, 405, "method_not_allowed", "%s is not allowed on %s", rq->method, rq->path);
+}
+
+static void test_allow_header(void **state) {
+    (void)state;
+    vt__http *h;
+    vt__http_opts o = {.port = 0, .threads = 1};
+    assert_int_equal(vt__http_start(&o, allow_handler, NULL, &h), 0);
+    const char *del = "DELETE /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *r = http_raw(vt__http_port(h), del, strlen(del), 0);
+    assert_non_null(strstr(r, "HTTP/1.1 405"));
+    assert_non_null(strstr(r, "\r\nAllow: GET, HEAD\r\n"));
+    free(r);
+    vt__http_stop(h);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_routes_and_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_routes_and_errors), cmocka_unit_test(test_refused_requests),
+                                       cmocka_unit_test(test_utf8_valid), cmocka_unit_test(test_allow_header)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
