@@ -25,6 +25,27 @@ wait $pid
 stop=$?
 pid=
 [ $stop -eq 0 ] && echo "ok   clean stop on SIGTERM" || { echo "FAIL: exit $stop after SIGTERM"; rc=1; }
+# a --where field the catalog does not have is a usage error naming the fields, not an empty answer
+first=$(sed -n '2s/,.*//p' "$tmp/cat/styles.csv")
+"$bin" similar --db "$tmp/shop.db" --model "$tmp/tiny.onnx" "$first" --where foo=bar >"$tmp/sim.out" 2>"$tmp/sim.err"
+ex=$?
+if [ $ex -eq 2 ] && grep -q "unknown --where field 'foo'" "$tmp/sim.err" && grep -q "articleType" "$tmp/sim.err" \
+   && ! [ -s "$tmp/sim.out" ]; then
+    echo "ok   similar --where foo=bar refused (exit 2, names the fields)"
+else
+    echo "FAIL: similar --where foo=bar: exit $ex"; cat "$tmp/sim.err" "$tmp/sim.out"; rc=1
+fi
+"$bin" similar --db "$tmp/shop.db" --model "$tmp/tiny.onnx" "$first" -k 3 --where season=Summer --where Gender=Men >"$tmp/sim.out" 2>&1
+ex=$?
+[ $ex -eq 0 ] && [ -s "$tmp/sim.out" ] && echo "ok   similar --where on known fields" || { echo "FAIL: similar --where season=Summer: exit $ex"; cat "$tmp/sim.out"; rc=1; }
+# a bad --host is refused before the store, the model or the index are loaded
+"$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --port 0 --host 0.0.0.O >"$tmp/host.out" 2>"$tmp/host.err"
+ex=$?
+if [ $ex -eq 2 ] && grep -q "0.0.0.O" "$tmp/host.err" && ! grep -q "indexed" "$tmp/host.err"; then
+    echo "ok   --host 0.0.0.O refused before loading"
+else
+    echo "FAIL: --host 0.0.0.O: exit $ex"; cat "$tmp/host.err"; rc=1
+fi
 # search settings: bad values are usage errors; good ones serve the same API
 "$bin" serve --db "$tmp/shop.db" --model "$tmp/tiny.onnx" --ef 0 >/dev/null 2>&1
 [ $? -eq 2 ] && echo "ok   --ef 0 refused" || { echo "FAIL: --ef 0 not refused with exit 2"; rc=1; }

@@ -1,5 +1,6 @@
 /* cmd_serve.c: `vitrine serve`: the REST API and the web page over HTTP until interrupted. */
 #include "cli.h"
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -87,6 +88,9 @@ int vt_cmd_serve(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!db) return cli_usage_error("serve", "missing --db DB");
+    struct in_addr addr; /* checked before anything is loaded, which can take a while */
+    if (inet_pton(AF_INET, so.host, &addr) != 1)
+        return cli_usage_error("serve", "--host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0 (got '%s')", so.host);
     char defmodel[4096];
     int rc;
     if (!model && !model_name) {
