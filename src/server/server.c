@@ -6,6 +6,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define FACET_FIELDS 4
 static const char *const facet_fields[FACET_FIELDS] = {"gender", "masterCategory", "articleType", "baseColour"};
@@ -33,6 +34,7 @@ struct vt_server {
     char *model_json;   /* the model name as a JSON string literal */
     vt_fields *fields;  /* what filters may name */
     int store_fault;    /* set (atomically) once a store read failed: /healthz says 503 */
+    size_t relative_images; /* items whose photo path is relative */
 };
 
 void vt_server_opts_init(vt_server_opts *o) {
@@ -208,6 +210,11 @@ static const cached_item *cache_by_label(const vt_server *s, int64_t label) {
 
 static int cache_item(const vt_item *it, void *user) {
     vt_server *s = user;
+    if (!vt__utf8_valid(it->id, strlen(it->id))) { /* JSON cannot carry it; ingest refuses such ids */
+        VT_LOGW("item with label %lld left out: its id is not UTF-8", (long long)it->label);
+        return 0;
+    }
+    if (it->image && *it->image && it->image[0] != '/') s->relative_images++;
     if (s->nitems == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
         cached_item *n = realloc(s->items, cap * sizeof *n);
@@ -571,6 +578,12 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
     int rc = compute_facets(s);
     if (rc == 0) rc = build_cache(s);
     if (rc == 0) rc = vt_fields_load(store, &s->fields);
+    if (rc == 0 && s->relative_images) {
+        /* the store does not record where ingest ran: relative paths can only be taken from here */
+        char cwd[4096];
+        VT_LOGW("%zu items have photo paths relative to the folder vitrine ingest ran in; they are read from "
+                "this server's working folder %s", s->relative_images, getcwd(cwd, sizeof cwd) ? cwd : "(unknown)");
+    }
     if (rc == 0 && engine) {
         json_t *m = json_string(vt_engine_model_name(engine));
         s->model_json = json_dumps(m, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);

@@ -68,6 +68,8 @@ if mode == "images":
               (st, data[:80]))
     st, h, data = req("GET", "/api/items?limit=200")
     items = {x["id"]: x for x in json.loads(data)["items"]} if st == 200 else {}
+    check("the item list leaves out an id that is not UTF-8 and shows the others",
+          st == 200 and len(items) == 14 and json.loads(data)["total"] == 15, (st, data[:200]))
     check("the item list percent-encodes image links",
           items.get("x?y", {}).get("image") == "/images/x%3Fy" and items.get("a#b", {}).get("image") == "/images/a%23b",
           [(k, v["image"]) for k, v in items.items()])
