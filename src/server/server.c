@@ -416,8 +416,9 @@ static void route_image(vt_server *s, const char *id, vt__http_resp *rs) {
     rc = vt__image_file_read(it.image, s->max_image_bytes, &buf, &len, &mime);
     vt_item_clear(&it);
     if (rc == VT_ENOMEM) return vt__http_error(rs, 500, "internal", "out of memory");
-    if (rc) {
-        VT_LOGW("image of item '%s' not served: %s", id, vt_errmsg());
+    if (rc) { /* a missing photo is common; a file that is not one is worth a warning */
+        if (rc == VT_ENOENT) VT_LOGI("image of item '%s' not served: %s", id, vt_errmsg());
+        else VT_LOGW("image of item '%s' not served: %s", id, vt_errmsg());
         return vt__http_error(rs, 404, "not_found", "image of item '%s' is not available", id);
     }
     rs->status = 200;
