@@ -72,7 +72,12 @@ stop_server() {
         rc=1
     fi
     wait $pid 2>/dev/null
+    local ex=$?
     pid=
+    # a clean stop, and nothing from the sanitizers in a SANITIZE=1 build
+    if [ $ex -ne 0 ] || grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$tmp/serve.err"; then
+        echo "FAIL: the server stopped with exit $ex"; cat "$tmp/serve.err"; rc=1
+    fi
 }
 
 rc=0
