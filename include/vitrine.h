@@ -625,12 +625,29 @@ int vt_engine_dim(const vt_engine *e);     /* embedding dimension (0: no embeddi
 int vt_engine_similar(vt_engine *e, const char *id, int k, const vt_filter *f, vt_hit *hits, int *n);
 /* The same for the item with store label `label`. */
 int vt_engine_similar_label(vt_engine *e, int64_t label, int k, const vt_filter *f, vt_hit *hits, int *n);
-/* The same for a photo given as encoded bytes (JPEG, PNG or WebP); name is used in errors. */
+/* The same for a photo given as encoded bytes (JPEG, PNG or WebP); name is used in errors.
+ * For all three, a failure to read the store (filters are resolved there) is VT_EIO, whatever
+ * the store said (its message is kept): VT_ECORRUPT and the like describe the photo only. */
 int vt_engine_search_image(vt_engine *e, const void *buf, size_t len, const char *name, int k,
                            const vt_filter *f, vt_hit *hits, int *n);
 /* Embeds a decoded photo with the engine's model and preprocessing: writes the L2-normalised
  * vector into vec (room for cap floats) and returns its length (> 0) or a negative error. */
 int vt_engine_embed_image(vt_engine *e, const vt_image *img, float *vec, int cap);
+
+/* The fields a catalog can be filtered on: the indexed fields of vt_filter_add (and their aliases)
+ * and every attribute name (letters, digits, _ . -) that some item has. A filter on any other name
+ * can only match nothing, so the server and the CLI refuse it. Read once with one pass over the
+ * items; read-only afterwards, so it may be shared by threads. */
+typedef struct vt_fields vt_fields;
+
+int vt_fields_load(vt_store *s, vt_fields **out);
+void vt_fields_free(vt_fields *f);
+/* 1 when `field` names an indexed field (any case) or an attribute of some item (exact case, as
+ * filters look attributes up); 0 otherwise. */
+int vt_fields_has(const vt_fields *f, const char *field);
+/* The filterable fields, sorted and comma-separated ("articleType, baseColour, gender, ..."),
+ * aliases left out; for messages. Owned by f. */
+const char *vt_fields_list(const vt_fields *f);
 
 /* ======================================================================== server: REST API and web page */
 /* The HTTP server: the REST API of docs/API.md and the embedded web page, on a thread pool. */

@@ -10,7 +10,8 @@ static void help_similar(void) {
     printf("Usage: vitrine similar --db DB ID [-k K] [--where FIELD=VALUE]... [--model M | --model-name N] [--json]\n\n"
            "Prints the K catalog items that look most like item ID (never ID itself), best first, with\n"
            "their cosine similarity. --where restricts the search to items whose FIELD equals VALUE\n"
-           "(case-insensitive; repeat it: the same field OR'ed, different fields AND'ed); the filter is\n"
+           "(case-insensitive; repeat it: the same field OR'ed, different fields AND'ed; a FIELD the\n"
+           "catalog does not have is refused, exit 2, with the list of fields); the filter is\n"
            "applied inside the index search, so K results come back whenever K items qualify.\n\n"
            "Options:\n"
            "      --db DB          item store written by vitrine ingest\n"
@@ -49,6 +50,8 @@ static int run(int argc, char **argv, int photo) {
     int json = 0, exact = 0;
     vt_filter *f;
     if (vt_filter_create(&f)) return cli_fail(VT_ENOMEM, "filter");
+    const char *where[64]; /* the --where fields are checked against the catalog once it is open */
+    int nwhere = 0;
     optind = 1;
     int c, code;
     while ((c = getopt_long(argc, argv, "k:w:h", opts, NULL)) != -1) {
@@ -65,6 +68,7 @@ static int run(int argc, char **argv, int photo) {
                 vt_filter_free(f);
                 return cli_usage_error(cmd, "bad --where '%s': %s", optarg, vt_errmsg());
             }
+            where[nwhere++] = optarg; /* vt_filter_parse refuses a 65th condition */
             break;
         case 'M': model = optarg; break;
         case 'N': model_name = optarg; break;
@@ -113,6 +117,28 @@ static int run(int argc, char **argv, int photo) {
     if (rc) {
         vt_filter_free(f);
         return cli_fail(rc, "cannot open the store");
+    }
+    if (nwhere) { /* a field no item has would silently match nothing */
+        vt_fields *fl;
+        rc = vt_fields_load(st, &fl);
+        if (rc) {
+            vt_store_close(st);
+            vt_filter_free(f);
+            return cli_fail(rc, "cannot read the catalog's fields");
+        }
+        for (int i = 0; i < nwhere; i++) {
+            char field[65];
+            snprintf(field, sizeof field, "%.*s", (int)(strchr(where[i], '=') - where[i]), where[i]);
+            if (!vt_fields_has(fl, field)) {
+                code = cli_usage_error(cmd, "unknown --where field '%s': filter on one of the fields: %s", field,
+                                       vt_fields_list(fl));
+                vt_fields_free(fl);
+                vt_store_close(st);
+                vt_filter_free(f);
+                return code;
+            }
+        }
+        vt_fields_free(fl);
     }
     vt_engine_opts eo;
     vt_engine_opts_init(&eo);

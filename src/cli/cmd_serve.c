@@ -1,5 +1,6 @@
 /* cmd_serve.c: `vitrine serve`: the REST API and the web page over HTTP until interrupted. */
 #include "cli.h"
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -15,7 +16,8 @@ static void help(void) {
            "With neither --model nor --model-name, the default model is used when there is one (see\n"
            "`vitrine --help`); otherwise the catalog can only be browsed.\n\n"
            "Options:\n"
-           "      --db DB            item store written by vitrine ingest\n"
+           "      --db DB            item store written by vitrine ingest (relative photo paths in it\n"
+           "                         are read from the current folder: start where ingest ran)\n"
            "      --model FILE       ONNX model the catalog was ingested with (enables photo search;\n"
            "                         default: $VITRINE_MODEL, else the shipped default model)\n"
            "      --model-name NAME  name the embeddings are stored under (default: from --model)\n"
@@ -87,6 +89,9 @@ int vt_cmd_serve(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!db) return cli_usage_error("serve", "missing --db DB");
+    struct in_addr addr; /* checked before anything is loaded, which can take a while */
+    if (inet_pton(AF_INET, so.host, &addr) != 1)
+        return cli_usage_error("serve", "--host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0 (got '%s')", so.host);
     char defmodel[4096];
     int rc;
     if (!model && !model_name) {

@@ -219,7 +219,7 @@ static int filter_bitset(vt_engine *e, const vt_filter *f, vt_bitset **out) {
     if (!f || vt_filter_count(f) == 0) return VT_OK;
     vt_labels l;
     int rc = vt_store_labels(e->store, f, &l);
-    if (rc) return rc;
+    if (rc) return rc == VT_ENOMEM ? rc : vt__err_prefix(VT_EIO, "reading the item store");
     rc = vt_bitset_create((size_t)e->max_label + 1, out);
     if (rc == 0)
         for (size_t i = 0; i < l.n; i++) vt_bitset_set(*out, (size_t)l.v[i]);

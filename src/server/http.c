@@ -22,7 +22,38 @@ typedef struct {
     uint8_t *body;
     size_t len, cap;
     int too_big;
+    int answered; /* refused on the first call, before any body was read */
 } req_state;
+
+int vt__utf8_valid(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
 
 void vt__http_json(vt__http_resp *rs, int status, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
@@ -30,10 +61,13 @@ void vt__http_json(vt__http_resp *rs, int status, json_t *j) {
     if (!rs->body_static) free(rs->body);
     rs->body_static = 0;
     if (!s) {
-        static const char oom[] = "{\"error\":{\"status\":500,\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        /* jansson refuses invalid UTF-8 as well as failing to allocate: not necessarily memory */
+        static const char fail[] =
+            "{\"error\":{\"status\":500,\"code\":\"internal\",\"message\":\"the response could not be encoded as JSON\"}}";
+        VT_LOGE("http: a %d response could not be encoded as JSON", status);
         rs->status = 500;
-        rs->body = (uint8_t *)oom;
-        rs->len = sizeof oom - 1;
+        rs->body = (uint8_t *)fail;
+        rs->len = sizeof fail - 1;
         rs->body_static = 1;
     } else {
         rs->status = status;
@@ -44,11 +78,18 @@ void vt__http_json(vt__http_resp *rs, int status, json_t *j) {
 }
 
 void vt__http_error(vt__http_resp *rs, int status, const char *code, const char *fmt, ...) {
-    char msg[512];
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* vsnprintf may also have cut a multi-byte character in two at the end */
+    for (size_t i = 0, n = strlen(msg); i < n;) {
+        size_t k = 1;
+        while (k <= 4 && i + k <= n && !vt__utf8_valid(msg + i, k)) k++;
+        if (k > 4 || i + k > n) msg[i++] = '?';
+        else i += k;
+    }
     vt__http_json(rs, status, json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "message", msg));
 }
 
@@ -89,14 +130,42 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, vt__http_resp *rs) {
     MHD_add_response_header(r, "Content-Type", rs->content_type ? rs->content_type : "application/octet-stream");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (rs->cache_control[0]) MHD_add_response_header(r, "Cache-Control", rs->cache_control);
+    if (rs->allow) MHD_add_response_header(r, "Allow", rs->allow);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
+static enum MHD_Result utf8_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+    (void)kind;
+    int *bad = cls;
+    if (!vt__utf8_valid(k, strlen(k)) || (v && !vt__utf8_valid(v, strlen(v)))) {
+        *bad = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Checks what every request must satisfy before it reaches the handler: HTTP/1.1 requests carry a
+ * Host header (RFC 9112 3.2), and the path and query arguments are UTF-8. Fills rs and returns 1
+ * when the request is refused. */
+static int refuse_early(struct MHD_Connection *c, const char *url, const char *version, vt__http_resp *rs) {
+    if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) {
+        vt__http_error(rs, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
+        return 1;
+    }
+    int bad = !vt__utf8_valid(url, strlen(url));
+    if (!bad) MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
+    if (bad) {
+        vt__http_error(rs, 400, "bad_request", "the request path or a query argument is not valid UTF-8");
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
     vt__http *h = cls;
     req_state *st = *con_cls;
     if (!st) {
@@ -109,7 +178,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             vt__http_resp rs = {0};
             vt__http_error(&rs, 413, "body_too_large", "request body of %s bytes is above the limit of %zu bytes",
                            cl, h->max_body);
-            st->too_big = 1;
+            st->too_big = st->answered = 1;
+            return send_resp(c, &rs);
+        }
+        vt__http_resp rs = {0};
+        if (refuse_early(c, url, version, &rs)) {
+            st->too_big = st->answered = 1; /* any body is not kept */
             return send_resp(c, &rs);
         }
         return MHD_YES;
@@ -133,6 +207,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (st->answered) return MHD_YES;
     vt__http_resp rs = {0};
     if (st->too_big) {
         vt__http_error(&rs, 413, "body_too_large", "request body is above the limit of %zu bytes", h->max_body);

@@ -22,6 +22,7 @@ typedef struct vt__http_resp {
     size_t len;
     int body_static;
     char cache_control[64]; /* optional Cache-Control value */
+    const char *allow;    /* optional Allow value (static), sent with 405 answers */
 } vt__http_resp;
 
 /* Fills `rs` for request `rq`. Runs on the server's worker threads, concurrently. */
@@ -45,9 +46,16 @@ void vt__http_query_each(const vt__http_req *rq, int (*fn)(void *ctx, const char
 /* A request header, or NULL. */
 const char *vt__http_header(const vt__http_req *rq, const char *name);
 
-/* Sets a JSON body (takes ownership of j). */
+/* Nonzero when the n bytes at s are well-formed UTF-8 (no overlongs, surrogates or code points
+ * above U+10FFFF). The HTTP layer answers 400 to any request whose path or query arguments are not:
+ * JSON cannot carry them, and no catalog id or field contains them. */
+int vt__utf8_valid(const char *s, size_t n);
+
+/* Sets a JSON body (takes ownership of j). A body that cannot be encoded becomes a 500 "internal"
+ * error saying so. */
 void vt__http_json(vt__http_resp *rs, int status, json_t *j);
-/* Sets the JSON error body {"error": {"status": S, "code": CODE, "message": MSG}}. */
+/* Sets the JSON error body {"error": {"status": S, "code": CODE, "message": MSG}}. Bytes of MSG that
+ * are not UTF-8 (say, from a request argument) are shown as '?', so the status always stands. */
 void vt__http_error(vt__http_resp *rs, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #endif

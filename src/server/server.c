@@ -2,9 +2,11 @@
 #include "core/internal.h"
 #include "server/assets.h"
 #include "server/http_internal.h"
+#include "server/image_file.h"
 
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define FACET_FIELDS 4
 static const char *const facet_fields[FACET_FIELDS] = {"gender", "masterCategory", "articleType", "baseColour"};
@@ -30,6 +32,9 @@ struct vt_server {
     uint32_t *slots;    /* open-addressing hash of ids: index + 1, 0 = empty */
     size_t nslots;
     char *model_json;   /* the model name as a JSON string literal */
+    vt_fields *fields;  /* what filters may name */
+    int store_fault;    /* set (atomically) once a store read failed: /healthz says 503 */
+    size_t relative_images; /* items whose photo path is relative */
 };
 
 void vt_server_opts_init(vt_server_opts *o) {
@@ -41,60 +46,87 @@ void vt_server_opts_init(vt_server_opts *o) {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* The HTTP status for a library error. */
-static int status_for(int rc) {
+/* Answers a failure to read the store: 500 storage_error, with the store's message (which names
+ * files) only in the server's log; /healthz reports the store unhealthy from then on. Out of
+ * memory is 500 internal, a busy store 503. */
+static void store_error(vt_server *s, vt__http_resp *rs, int rc) {
+    if (rc == VT_ENOMEM) return vt__http_error(rs, 500, "internal", "out of memory");
+    VT_LOGE("store: %s", vt_errmsg());
+    if (rc == VT_ESTATE) return vt__http_error(rs, 503, "unavailable", "the item store is busy; retry");
+    __atomic_store_n(&s->store_fault, 1, __ATOMIC_RELAXED);
+    vt__http_error(rs, 500, "storage_error", "the item store could not be read (the server's log has the details)");
+}
+
+/* Answers a failure of the engine (similar items, photo search). Client errors keep the library's
+ * message, which only quotes the request; server faults are logged, not shown. */
+static void lib_error(vt_server *s, vt__http_resp *rs, int rc) {
     switch (rc) {
-    case VT_ENOTFOUND: return 404;
-    case VT_EINVAL: return 400;
+    case VT_ENOTFOUND: return vt__http_error(rs, 404, "not_found", "%s", vt_errmsg());
+    case VT_EINVAL: return vt__http_error(rs, 400, "bad_request", "%s", vt_errmsg());
     case VT_EEMPTY:
     case VT_ENOTIMAGE:
     case VT_ETRUNCATED:
     case VT_ECORRUPT:
     case VT_ETOOBIG:
-    case VT_EUNSUPPORTED: return 422;
-    case VT_ESTATE: return 503;
-    default: return 500;
+    case VT_EUNSUPPORTED: return vt__http_error(rs, 422, "bad_image", "%s", vt_errmsg());
+    case VT_ESTATE: return vt__http_error(rs, 503, "unavailable", "%s", vt_errmsg());
+    case VT_EIO: return store_error(s, rs, rc); /* the engine's code for a store that could not be read */
+    case VT_ENOMEM: return vt__http_error(rs, 500, "internal", "out of memory");
+    default:
+        VT_LOGE("%s", vt_errmsg());
+        return vt__http_error(rs, 500, "internal", "internal error (the server's log has the details)");
     }
 }
 
-static const char *code_for(int status) {
-    switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 422: return "bad_image";
-    case 503: return "unavailable";
-    default: return "internal";
+/* Appends `id` percent-encoded (RFC 3986: all but unreserved characters) to out (room: cap). */
+static void url_encode(const char *id, char *out, size_t cap) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)id; *p && o + 4 <= cap; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '.' || *p == '_' || *p == '~') {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
     }
+    out[o] = 0;
 }
 
-static void lib_error(vt__http_resp *rs, int rc) {
-    int st = status_for(rc);
-    vt__http_error(rs, st, code_for(st), "%s", vt_errmsg());
-}
-
-/* {"id":..., "attributes":{...}, "image":"/images/<id>"} */
+/* {"id":..., "attributes":{...}, "image":"/images/<id, percent-encoded>"} */
 static json_t *item_json(const vt_item *it) {
     json_t *attrs = it->attrs ? json_loads(it->attrs, 0, NULL) : NULL;
     if (!json_is_object(attrs)) {
         json_decref(attrs);
         attrs = json_object();
     }
-    char img[600];
-    snprintf(img, sizeof img, "/images/%s", it->id);
+    char img[8 + 3 * 1024 + 1] = "/images/";
+    url_encode(it->id, img, sizeof img);
     return json_pack("{s:s,s:o,s:s}", "id", it->id, "attributes", attrs, "image", img);
 }
 
 typedef struct {
+    const vt_fields *fields;
+    const char *const *params; /* the route's own parameters, NULL-terminated */
     vt_filter *f;
     const char *bad;
+    int unknown;
     int rc;
 } filter_ctx;
 
-/* Every query argument other than the reserved ones is a field=value filter. */
+/* Every query argument other than the route's own parameters is a FIELD=VALUE filter, on a field
+ * the catalog has. */
 static int add_filter(void *p, const char *k, const char *v) {
     filter_ctx *c = p;
-    if (!strcmp(k, "offset") || !strcmp(k, "limit") || !strcmp(k, "k")) return 0;
+    for (const char *const *q = c->params; *q; q++)
+        if (!strcmp(k, *q)) return 0;
+    if (!vt_fields_has(c->fields, k)) {
+        c->bad = k;
+        c->unknown = 1;
+        return 1;
+    }
     int rc = vt_filter_add(c->f, k, v ? v : "");
     if (rc) {
         c->bad = k;
@@ -104,23 +136,36 @@ static int add_filter(void *p, const char *k, const char *v) {
     return 0;
 }
 
-static int query_filter(const vt__http_req *rq, vt__http_resp *rs, vt_filter **out) {
+/* The filter of the request's query arguments; 400 naming an unknown parameter and the fields. */
+static int query_filter(vt_server *s, const vt__http_req *rq, vt__http_resp *rs, const char *const *params,
+                        vt_filter **out) {
     *out = NULL;
     vt_filter *f;
     if (vt_filter_create(&f)) {
-        lib_error(rs, VT_ENOMEM);
+        vt__http_error(rs, 500, "internal", "out of memory");
         return -1;
     }
-    filter_ctx c = {f, NULL, 0};
+    filter_ctx c = {s->fields, params, f, NULL, 0, 0};
     vt__http_query_each(rq, add_filter, &c);
-    if (c.rc) {
-        vt__http_error(rs, 400, "bad_request", "bad filter '%s': %s", c.bad, vt_errmsg());
+    if (c.unknown || c.rc) {
+        char own[128] = "";
+        for (const char *const *q = params; *q; q++)
+            snprintf(own + strlen(own), sizeof own - strlen(own), "%s%s", q == params ? "" : ", ", *q);
+        if (c.unknown)
+            vt__http_error(rs, 400, "bad_request",
+                           "unknown parameter '%.100s': the parameters are %s, or a filter on one of the fields: %s",
+                           c.bad, own, vt_fields_list(s->fields));
+        else
+            vt__http_error(rs, 400, "bad_request", "bad filter '%.100s': %s", c.bad, vt_errmsg());
         vt_filter_free(f);
         return -1;
     }
     *out = f;
     return 0;
 }
+
+static const char *const items_params[] = {"offset", "limit", NULL};
+static const char *const search_params[] = {"k", NULL};
 
 /* Reads integer query argument `key` into *v (default kept when absent); 400 when malformed. */
 static int query_int(const vt__http_req *rq, vt__http_resp *rs, const char *key, long lo, long hi, long *v) {
@@ -165,6 +210,11 @@ static const cached_item *cache_by_label(const vt_server *s, int64_t label) {
 
 static int cache_item(const vt_item *it, void *user) {
     vt_server *s = user;
+    if (!vt__utf8_valid(it->id, strlen(it->id))) { /* JSON cannot carry it; ingest refuses such ids */
+        VT_LOGW("item with label %lld left out: its id is not UTF-8", (long long)it->label);
+        return 0;
+    }
+    if (it->image && *it->image && it->image[0] != '/') s->relative_images++;
     if (s->nitems == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
         cached_item *n = realloc(s->items, cap * sizeof *n);
@@ -215,6 +265,7 @@ static void free_cache(vt_server *s) {
     free(s->items);
     free(s->slots);
     free(s->model_json);
+    vt_fields_free(s->fields);
 }
 
 /* A growable string for responses assembled from cached pieces. */
@@ -249,11 +300,11 @@ static void route_items(vt_server *s, const vt__http_req *rq, vt__http_resp *rs)
     long offset = 0, limit = 24;
     if (query_int(rq, rs, "offset", 0, INT32_MAX, &offset) || query_int(rq, rs, "limit", 1, 200, &limit)) return;
     vt_filter *f;
-    if (query_filter(rq, rs, &f)) return;
+    if (query_filter(s, rq, rs, items_params, &f)) return;
     vt_item_list l;
     int rc = vt_store_list(s->store, f, offset, limit, &l);
     vt_filter_free(f);
-    if (rc) return lib_error(rs, rc);
+    if (rc) return store_error(s, rs, rc);
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n; i++) json_array_append_new(arr, item_json(&l.items[i]));
     vt__http_json(rs, 200, json_pack("{s:o,s:I,s:i,s:i}", "items", arr, "total", (json_int_t)l.total, "offset",
@@ -305,7 +356,7 @@ static void route_similar(vt_server *s, const char *id, const vt__http_req *rq, 
     if (query_int(rq, rs, "k", 1, 1000, &k)) return;
     if (!s->engine) return vt__http_error(rs, 503, "unavailable", "no embeddings: run vitrine ingest with a model");
     vt_filter *f;
-    if (query_filter(rq, rs, &f)) return;
+    if (query_filter(s, rq, rs, search_params, &f)) return;
     const cached_item *c = cache_by_id(s, id);
     if (!c) {
         vt_filter_free(f);
@@ -317,7 +368,7 @@ static void route_similar(vt_server *s, const char *id, const vt__http_req *rq, 
     vt_filter_free(f);
     if (rc) {
         free(hits);
-        return lib_error(rs, rc);
+        return lib_error(s, rs, rc);
     }
     char head[1024];
     snprintf(head, sizeof head, "\"id\":%s,\"model\":%s,", c->id_json, s->model_json);
@@ -331,7 +382,7 @@ static void route_search(vt_server *s, const vt__http_req *rq, vt__http_resp *rs
     if (!rq->body_len) return vt__http_error(rs, 400, "bad_request", "send the photo's bytes as the request body");
     if (!s->engine) return vt__http_error(rs, 503, "unavailable", "no embeddings: run vitrine ingest with a model");
     vt_filter *f;
-    if (query_filter(rq, rs, &f)) return;
+    if (query_filter(s, rq, rs, search_params, &f)) return;
     vt_hit *hits = malloc(sizeof *hits * (size_t)k);
     int n = 0;
     int rc = hits ? vt_engine_search_image(s->engine, rq->body, rq->body_len, "uploaded photo", (int)k, f, hits, &n)
@@ -339,7 +390,7 @@ static void route_search(vt_server *s, const vt__http_req *rq, vt__http_resp *rs
     vt_filter_free(f);
     if (rc) {
         free(hits);
-        return lib_error(rs, rc);
+        return lib_error(s, rs, rc);
     }
     char head[512];
     snprintf(head, sizeof head, "\"model\":%s,", s->model_json);
@@ -349,25 +400,51 @@ static void route_search(vt_server *s, const vt__http_req *rq, vt__http_resp *rs
 
 static void route_image(vt_server *s, const char *id, vt__http_resp *rs) {
     /* Only a catalog item's own file is ever served: the path comes from the store, never from
-     * the request. */
+     * the request; and only when it is a regular file that is a photo (the store may come from a
+     * feed that named /etc/passwd). */
     vt_item it;
     int rc = vt_store_get(s->store, id, &it);
-    if (rc) return lib_error(rs, rc);
+    if (rc == VT_ENOTFOUND) return vt__http_error(rs, 404, "not_found", "no item with id '%s'", id);
+    if (rc) return store_error(s, rs, rc);
     if (!it.image || !*it.image) {
         vt_item_clear(&it);
         return vt__http_error(rs, 404, "not_found", "item '%s' has no image", id);
     }
     uint8_t *buf;
     size_t len;
-    rc = vt__read_file(it.image, s->max_image_bytes, &buf, &len);
+    const char *mime;
+    rc = vt__image_file_read(it.image, s->max_image_bytes, &buf, &len, &mime);
     vt_item_clear(&it);
-    if (rc) return vt__http_error(rs, 404, "not_found", "image of item '%s' is not available", id);
-    static const char *types[] = {"application/octet-stream", "image/jpeg", "image/png", "image/webp"};
+    if (rc == VT_ENOMEM) return vt__http_error(rs, 500, "internal", "out of memory");
+    if (rc) { /* a missing photo is common; a file that is not one is worth a warning */
+        if (rc == VT_ENOENT) VT_LOGI("image of item '%s' not served: %s", id, vt_errmsg());
+        else VT_LOGW("image of item '%s' not served: %s", id, vt_errmsg());
+        return vt__http_error(rs, 404, "not_found", "image of item '%s' is not available", id);
+    }
     rs->status = 200;
-    rs->content_type = types[vt_image_sniff(buf, len)];
+    rs->content_type = mime;
     rs->body = buf;
     rs->len = len;
     snprintf(rs->cache_control, sizeof rs->cache_control, "public, max-age=3600");
+}
+
+/* GET /healthz: 200 while the store answers, 503 once a read of it failed (a corrupt or vanished
+ * store does not heal; the server's log says what failed). */
+static void route_healthz(vt_server *s, vt__http_resp *rs) {
+    int version;
+    int bad = __atomic_load_n(&s->store_fault, __ATOMIC_RELAXED);
+    if (!bad && vt_store_schema_version(s->store, &version)) {
+        VT_LOGE("store: %s", vt_errmsg());
+        __atomic_store_n(&s->store_fault, 1, __ATOMIC_RELAXED);
+        bad = 1;
+    }
+    json_int_t n = (json_int_t)(s->engine ? vt_engine_size(s->engine) : 0);
+    const char *model = s->engine ? vt_engine_model_name(s->engine) : NULL;
+    if (bad)
+        return vt__http_json(rs, 503, json_pack("{s:s,s:s,s:I,s:s?}", "status", "unhealthy", "store",
+                                                "a read of the item store failed (the server's log has the details)",
+                                                "indexed", n, "model", model));
+    vt__http_json(rs, 200, json_pack("{s:s,s:I,s:s?}", "status", "ok", "indexed", n, "model", model));
 }
 
 static void handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
@@ -375,14 +452,13 @@ static void handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
     const char *p = rq->path;
     int get = !strcmp(rq->method, "GET") || !strcmp(rq->method, "HEAD");
     int post = !strcmp(rq->method, "POST");
+    const char *allow = "GET, HEAD";
     if (!strcmp(p, "/healthz")) {
         if (!get) goto method;
-        vt__http_json(rs, 200, json_pack("{s:s,s:I,s:s?}", "status", "ok", "indexed",
-                                         (json_int_t)(s->engine ? vt_engine_size(s->engine) : 0), "model",
-                                         s->engine ? vt_engine_model_name(s->engine) : NULL));
-        return;
+        return route_healthz(s, rs);
     }
     if (!strcmp(p, "/api/search")) {
+        allow = "POST";
         if (!post) goto method;
         return route_search(s, rq, rs);
     }
@@ -413,22 +489,22 @@ static void handler(void *app, const vt__http_req *rq, vt__http_resp *rs) {
         if (!*id || strchr(id, '/')) return vt__http_error(rs, 404, "not_found", "no such image");
         return route_image(s, id, rs);
     }
-    if (get) {
-        const vt_asset *a = vt__asset_find(p);
-        if (a) {
-            rs->status = 200;
-            rs->content_type = a->mime;
-            rs->body = (uint8_t *)a->data;
-            rs->len = a->len;
-            rs->body_static = 1;
-            snprintf(rs->cache_control, sizeof rs->cache_control, "no-cache");
-            return;
-        }
+    const vt_asset *a = vt__asset_find(p);
+    if (a) {
+        if (!get) goto method;
+        rs->status = 200;
+        rs->content_type = a->mime;
+        rs->body = (uint8_t *)a->data;
+        rs->len = a->len;
+        rs->body_static = 1;
+        snprintf(rs->cache_control, sizeof rs->cache_control, "no-cache");
+        return;
     }
     vt__http_error(rs, 404, "not_found", "no route for %s %s", rq->method, p);
     return;
 method:
-    vt__http_error(rs, 405, "method_not_allowed", "%s is not allowed on %s", rq->method, p);
+    vt__http_error(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", rq->method, p, allow);
+    rs->allow = allow;
 }
 
 /* ------------------------------------------------------------------ facets */
@@ -502,6 +578,13 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
     s->max_image_bytes = 64u << 20;
     int rc = compute_facets(s);
     if (rc == 0) rc = build_cache(s);
+    if (rc == 0) rc = vt_fields_load(store, &s->fields);
+    if (rc == 0 && s->relative_images) {
+        /* the store does not record where ingest ran: relative paths can only be taken from here */
+        char cwd[4096];
+        VT_LOGW("%zu items have photo paths relative to the folder vitrine ingest ran in; they are read from "
+                "this server's working folder %s", s->relative_images, getcwd(cwd, sizeof cwd) ? cwd : "(unknown)");
+    }
     if (rc == 0 && engine) {
         json_t *m = json_string(vt_engine_model_name(engine));
         s->model_json = json_dumps(m, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);

@@ -13,13 +13,33 @@ photo = open(sys.argv[2], "rb").read()
 fails = 0
 
 
+last_headers = {}
+
+
 def req(method, path, body=None, headers=None):
+    global last_headers
     c = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
     data = r.read()
     c.close()
+    last_headers = {k.lower(): v for k, v in r.getheaders()}
     return r.status, r.getheader("Content-Type") or "", data
+
+
+def raw(request):
+    """Sends request bytes as they are (http.client always adds Host) and returns the answer."""
+    import socket
+    s = socket.create_connection((base.hostname, base.port), timeout=30)
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
 
 
 def check(name, cond, detail=""):
@@ -46,13 +66,27 @@ check("healthz", st == 200 and ct.startswith("application/json") and j["status"]
 st, ct, j = jreq("GET", "/api/items?limit=5&offset=2")
 check("items page", st == 200 and len(j["items"]) == 5 and j["offset"] == 2 and j["limit"] == 5 and j["total"] >= 5, j)
 item = j["items"][0]
-check("item shape", set(item) >= {"id", "attributes", "image"} and item["image"] == "/images/" + item["id"], item)
+check("item shape", set(item) >= {"id", "attributes", "image"}
+      and item["image"] == "/images/" + urllib.parse.quote(item["id"], safe=""), item)
 
 st, ct, j = jreq("GET", "/api/items?gender=Women&limit=200")
 check("items filter", st == 200 and j["items"] and all(x["attributes"]["gender"] == "Women" for x in j["items"])
       and j["total"] == len(j["items"]), j and j.get("total"))
 st, ct, j = jreq("GET", "/api/items?bad%20field=1")
 check("items bad filter -> 400", is_error(st, j, 400), (st, j))
+# a parameter that is neither the route's own nor a field of the catalog: 400 naming it and the fields
+for path, name in (("/api/items?q=shirt", "q"), ("/api/items?sort=price", "sort"), ("/api/items?k=3", "k"),
+                   (f"/api/items/{item['id']}/similar?exclude={item['id']}", "exclude"),
+                   (f"/api/items/{item['id']}/similar?limit=3", "limit")):
+    st, ct, j = jreq("GET", path)
+    check(f"{path} -> 400 unknown parameter", is_error(st, j, 400) and f"'{name}'" in j["error"]["message"]
+          and "articleType" in j["error"]["message"] and "season" in j["error"]["message"], (st, j))
+st, ct, j = jreq("POST", "/api/search?colour=Blue&sortBy=x", photo)
+check("search with an unknown parameter -> 400", is_error(st, j, 400) and "'sortBy'" in j["error"]["message"], (st, j))
+st, ct, j = jreq("GET", "/api/items?season=Summer&Gender=women&limit=200")
+check("filters on an attribute and on an indexed field in another case", st == 200 and j["items"]
+      and all(x["attributes"]["season"] == "Summer" and x["attributes"]["gender"] == "Women" for x in j["items"]),
+      (st, j and j.get("total")))
 st, ct, j = jreq("GET", "/api/items?limit=0")
 check("items bad limit -> 400", is_error(st, j, 400), (st, j))
 
@@ -107,7 +141,25 @@ def oversize(nbytes):
 head, body = oversize(3 << 20)
 check("oversize body -> 413", head.startswith(b"HTTP/1.1 413") and b"body_too_large" in body, head[:60])
 st, ct, j = jreq("GET", "/api/search")
-check("wrong method -> 405", is_error(st, j, 405), (st, j))
+check("wrong method -> 405 with Allow: POST", is_error(st, j, 405) and last_headers.get("allow") == "POST",
+      (st, j, last_headers.get("allow")))
+for method, path in (("POST", "/api/items"), ("DELETE", f"/api/items/{item['id']}"), ("PUT", "/healthz"),
+                     ("POST", "/"), ("DELETE", "/images/" + item["id"])):
+    st, ct, j = jreq(method, path)
+    check(f"{method} {path} -> 405 with Allow: GET, HEAD", is_error(st, j, 405) and last_headers.get("allow") == "GET, HEAD",
+          (st, j, last_headers.get("allow")))
+
+# HTTP/1.1 needs a Host header (RFC 9112 3.2)
+data = raw(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+check("HTTP/1.1 without Host -> 400", data.startswith(b"HTTP/1.1 400") and b"bad_request" in data, data[:200])
+data = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+check("HTTP/1.1 with Host -> 200", data.startswith(b"HTTP/1.1 200"), data[:200])
+
+# bytes that are not UTF-8 in the path or a parameter: 400 JSON, not a 500 "out of memory"
+for path in ("/api/items/%E9%ff", "/api/items?limit=%ff", "/api/items?gender=%ff", "/api/items?%ff=1",
+             f"/api/items/{item['id']}/similar?k=%c0%af", "/images/%ff"):
+    st, ct, j = jreq("GET", path)
+    check(f"{path} -> 400", is_error(st, j, 400) and "UTF-8" in j["error"]["message"], (st, j))
 
 st, ct, data = req("GET", "/images/" + item["id"])
 check("image", st == 200 and ct.startswith("image/") and len(data) > 100, (st, ct))
