@@ -1,13 +1,11 @@
 /* fields.c: the fields a catalog can be filtered on, so that a misspelt filter is refused instead of
  * silently matching nothing: the store's indexed fields and every attribute name of its items. */
 #include "core/internal.h"
+#include "store/store_internal.h"
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
-/* The indexed fields and their aliases, as vt_filter_add knows them (case-insensitive). */
-static const char *const indexed[] = {"id", "gender", "masterCategory", "category", "subCategory", "articleType",
-                                      "baseColour", "colour", "color", "baseColor"};
 /* Those shown in lists (no aliases). */
 static const char *const shown[] = {"id", "gender", "masterCategory", "subCategory", "articleType", "baseColour"};
 
@@ -16,26 +14,13 @@ struct vt_fields {
     char *list;    /* sorted, comma-separated */
 };
 
-/* A name vt_filter_add accepts: 1..64 letters, digits, _ . - */
-static int filterable(const char *k) {
-    size_t n = strlen(k);
-    if (!n || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = k[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
 static int collect(const vt_item *it, void *user) {
     json_t *names = user;
     json_t *a = it->attrs ? json_loads(it->attrs, 0, NULL) : NULL;
     const char *k;
     json_t *v;
     json_object_foreach(a, k, v) {
-        if (filterable(k) && !json_object_get(names, k) && json_object_set_new(names, k, json_true())) {
+        if (vt__filter_name_ok(k) && !json_object_get(names, k) && json_object_set_new(names, k, json_true())) {
             json_decref(a);
             return VT_ENOMEM;
         }
@@ -105,8 +90,7 @@ void vt_fields_free(vt_fields *f) {
 
 int vt_fields_has(const vt_fields *f, const char *field) {
     if (!f || !field) return 0;
-    for (size_t i = 0; i < sizeof indexed / sizeof *indexed; i++)
-        if (!strcasecmp(field, indexed[i])) return 1;
+    if (vt__filter_column(field)) return 1;
     return json_object_get(f->names, field) != NULL;
 }
 

@@ -333,7 +333,8 @@ void vt_filter_free(vt_filter *f) {
 size_t vt_filter_count(const vt_filter *f) { return f ? f->n : 0; }
 
 /* The indexed column of a well-known field name (case-insensitive), or NULL. */
-static const char *column_of(const char *field) {
+/* The indexed column a filter field names (its aliases included, any case), or NULL. */
+const char *vt__filter_column(const char *field) {
     static const struct { const char *name, *col; } map[] = {
         {"id", "id"},
         {"gender", "gender"},
@@ -347,16 +348,24 @@ static const char *column_of(const char *field) {
     return NULL;
 }
 
-int vt_filter_add(vt_filter *f, const char *field, const char *value) {
-    if (!f || !field || !value) return vt__err(VT_EINVAL, "vt_filter_add: NULL argument");
+/* 1 when `field` is a name a filter may use: 1..64 letters, digits, _ . - */
+int vt__filter_name_ok(const char *field) {
     size_t fl = strlen(field);
-    if (!fl || fl > 64) return vt__err(VT_EINVAL, "filter field '%.80s' must be 1..64 characters", field);
+    if (!fl || fl > 64) return 0;
     for (size_t i = 0; i < fl; i++) {
         char ch = field[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
               ch == '-' || ch == '.'))
-            return vt__err(VT_EINVAL, "filter field '%.80s': only letters, digits, _ . - are allowed", field);
+            return 0;
     }
+    return 1;
+}
+
+int vt_filter_add(vt_filter *f, const char *field, const char *value) {
+    if (!f || !field || !value) return vt__err(VT_EINVAL, "vt_filter_add: NULL argument");
+    size_t fl = strlen(field);
+    if (!vt__filter_name_ok(field))
+        return vt__err(VT_EINVAL, "filter field '%.80s': 1..64 letters, digits, _ . - are allowed", field);
     if (strlen(value) > 1024) return vt__err(VT_EINVAL, "filter value for '%s' is too long", field);
     if (f->n == f->cap) {
         size_t nc = f->cap ? f->cap * 2 : 4;
@@ -367,7 +376,7 @@ int vt_filter_add(vt_filter *f, const char *field, const char *value) {
         f->cap = nc;
     }
     vt__cond *c = &f->c[f->n];
-    c->column = column_of(field);
+    c->column = vt__filter_column(field);
     c->field = strdup(field);
     c->value = strdup(value);
     c->path = malloc(fl + 3);

@@ -22,6 +22,11 @@ struct vt_filter {
 /* The backend interface. Every function gets the backend's state `b`; the front end (store.c)
  * checks arguments and holds the store's lock around each call. The contracts are those of the
  * matching vt_store_* functions in vitrine.h. */
+/* Filter field names (store.c): the indexed column a field names, its aliases included, any case
+ * (NULL: a field of the item's attributes); and whether a name may be used at all. */
+const char *vt__filter_column(const char *field);
+int vt__filter_name_ok(const char *field);
+
 typedef struct vt__store_ops {
     const char *name;
     void (*close)(void *b);
