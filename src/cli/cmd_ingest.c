@@ -547,6 +547,7 @@ int vt_cmd_ingest(int argc, char **argv) {
             b.rows = todo + at;
             b.n = (int)(ntodo - at < (size_t)bsize ? ntodo - at : (size_t)bsize);
             vt_pool_parallel_for(pool, (size_t)b.n, 1, decode_one, &b);
+            if (g_stop) break; /* this batch is abandoned: the next run embeds it */
             int nok = 0; /* pack the decoded photos to the front of the batch (in place: nok <= i) */
             for (int i = 0; i < b.n; i++)
                 if (b.ok[i]) {
