@@ -605,6 +605,8 @@ static void test_image_paths_confined(void **st) {
     assert_string_equal(buf, want);
     assert_int_equal(vt_catalog_image_path(dir, "/etc/passwd", buf, sizeof buf), VT_EINVAL);
     assert_int_equal(vt_catalog_image_path(dir, "..", buf, sizeof buf), VT_EINVAL);
+    assert_int_equal(vt_catalog_image_path(dir, ".", buf, sizeof buf), VT_EINVAL);
+    assert_non_null(strstr(vt_errmsg(), "the images folder itself"));
     assert_int_equal(vt_catalog_image_path(dir, "out.jpg", buf, sizeof buf), VT_EINVAL);
     assert_int_equal(vt_catalog_image_path(dir, "fifo.jpg", buf, sizeof buf), VT_EINVAL);
     assert_int_equal(vt_catalog_image_path(dir, "missing.jpg", buf, sizeof buf), VT_ENOTFOUND);

@@ -63,6 +63,7 @@ int vt_catalog_image_path(const char *dir, const char *name, char *buf, size_t c
         return vt__err(VT_EINVAL, "image path '%.200s': %s", name, strerror(e));
     }
     size_t rl = strlen(root);
+    if (!strcmp(real, root)) return vt__err(VT_EINVAL, "image path '%.200s' is the images folder itself", name);
     int inside = rl == 1 ? real[0] == '/' && real[1] : !strncmp(real, root, rl) && real[rl] == '/';
     if (!inside)
         return vt__err(VT_EINVAL, "image path '%.200s' leads out of the images folder %.200s (a symbolic link?)", name, dir);
