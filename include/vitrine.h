@@ -461,9 +461,10 @@ int vt_feed_open_mem(const void *buf, size_t len, const char *name, const vt_fee
 int vt_feed_next(vt_feed *f, vt_feed_row *row);
 /* Rows read so far, and how many of them had an error. */
 void vt_feed_counts(const vt_feed *f, long *rows, long *errors);
-/* How many of the rows read so far could not be parsed (malformed or unclosed CSV quoting, a
- * wrong field count, a row over the length limit, invalid JSON): their ids are unknown, so a
- * caller must not conclude that an id missing from such a feed has left the catalog. */
+/* How many of the rows read so far could not be parsed (malformed or unclosed CSV quoting, a row
+ * over the length limit, invalid JSON, a wrong field count that leaves the id unread): their ids
+ * are unknown, so a caller must not conclude that an id missing from such a feed has left the
+ * catalog. (A bad row whose id was read, e.g. Kaggle's unquoted commas, carries it in row.id.) */
 long vt_feed_parse_errors(const vt_feed *f);
 vt_feed_format vt_feed_get_format(const vt_feed *f);
 void vt_feed_close(vt_feed *f);

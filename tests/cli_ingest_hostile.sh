@@ -113,6 +113,10 @@ has prune-over-share-why "$tmp/err" "would delete 30 of the 100 items in the sto
 [ "$(sql "$tmp/p.db" "SELECT count(*) FROM items")" = 100 ] && ok "store unchanged after the refused share" || bad "store changed"
 expect_exit prune-within-share 0 "$bin" -q ingest --db "$tmp/p.db" --meta "$tmp/p70.csv" --no-embed --prune --prune-max 30
 has prune-within-share-count "$tmp/out" "30 pruned"
+sed '7s/$/,extra/' "$tmp/p70.csv" > "$tmp/p70comma.csv"    # id 5 rejected (one field too many): still in the feed
+expect_exit prune-keeps-rejected 3 "$bin" -q ingest --db "$tmp/p.db" --meta "$tmp/p70comma.csv" --no-embed --prune
+has prune-keeps-rejected-count "$tmp/out" "0 pruned"
+has prune-keeps-rejected-store "$tmp/out" "store: 70 items"
 expect_exit prune-max-usage 2 "$bin" -q ingest --db "$tmp/p.db" --meta "$tmp/p70.csv" --no-embed --prune --prune-max 101
 
 # ---- ids that are not UTF-8 are refused per row (feed and --ids)

@@ -665,14 +665,22 @@ static void test_csv_strict_quoting(void **st) {
     while (vt_feed_next(f, &row) == 1) {}
     assert_int_equal(vt_feed_parse_errors(f), 4);
     vt_feed_close(f);
-    /* a wrong field count and an over-long row are parse errors too; a duplicate id is not */
+    /* an over-long row is a parse error too; a duplicate id is not, nor a wrong field count that
+     * leaves the id known (an unquoted comma in a later field) */
     const char *more = "id,name\n1,a,b\n2,b\n2,c\n3,\"long long long long long long\n4,d\n";
     vt_feed_opts o = {.max_row_bytes = 16};
     assert_int_equal(vt_feed_open_mem(more, strlen(more), "m.csv", &o, &f), 0);
     long errors = 0;
     while (vt_feed_next(f, &row) == 1) errors += row.error != 0;
     assert_int_equal(errors, 3);
-    assert_int_equal(vt_feed_parse_errors(f), 2);
+    assert_int_equal(vt_feed_parse_errors(f), 1);
+    vt_feed_close(f);
+    const char *short_row = "name,id\nx\ny,2\n"; /* the id column never reached: unknown */
+    assert_int_equal(vt_feed_open_mem(short_row, strlen(short_row), "s.csv", NULL, &f), 0);
+    assert_int_equal(vt_feed_next(f, &row), 1);
+    assert_int_equal(row.error, VT_ECORRUPT);
+    assert_null(row.id);
+    assert_int_equal(vt_feed_parse_errors(f), 1);
     vt_feed_close(f);
     /* the header itself */
     const char *hdr = "id,\"name\n1,a\n";

@@ -462,7 +462,7 @@ static int csv_next(vt_feed *f, vt_feed_row *row) {
                          "a quoted field in the row on line %ld is never closed: lines %ld-%ld (the rest of the "
                          "feed) could not be read", r->line, r->line, r->last_line);
     if (r->nf != f->ncols) {
-        f->parse_errors++;
+        if (!row->id) f->parse_errors++; /* an unquoted comma after the id leaves the id known */
         return set_error(f, row, VT_ECORRUPT, "%d fields but the header has %d%s", r->nf, f->ncols,
                          r->nf > f->ncols ? " (an unquoted comma?)" : "");
     }
