@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,7 @@ enum {
     VT_ESTATE = -14,      /* call not valid in the object's current state */
     VT_EINTERNAL = -15,   /* a bug or a failure of an underlying library */
     VT_EPARTIAL = -16,    /* finished, but some inputs were rejected */
+    VT_ECANCELED = -17,   /* stopped early: the caller's cancel flag was set */
 };
 
 /* Short static description of an error code ("not an image", ...). Never NULL. */
@@ -424,6 +426,8 @@ typedef struct vt_feed_opts {
     const char *images_dir; /* where DIR/<id>.jpg|.jpeg|.png|.webp live (NULL: no lookup, except
                                an explicit image column, resolved against the feed's folder) */
     size_t max_row_bytes;   /* longer rows are reported and skipped (0: 1 MiB) */
+    const volatile sig_atomic_t *cancel; /* when non-NULL and set (e.g. by a signal handler),
+                               vt_feed_next returns VT_ECANCELED */
 } vt_feed_opts;
 
 /* One row of a feed. Every pointer is valid until the next vt_feed_next or vt_feed_close. */
@@ -435,13 +439,21 @@ typedef struct vt_feed_row {
     const char *reason; /* when error: e.g. "11 fields but the header has 10 (unquoted comma?)" */
     const char *id;     /* NULL when missing */
     const char *attrs;  /* JSON object text of the other fields (empty fields left out) */
-    const char *image;  /* the image file (NULL when no file exists for the id) */
+    const char *image;  /* the image file as an absolute path without symbolic links, inside the
+                           images folder (NULL when there is none, or it was refused) */
+    const char *image_error; /* why the row's photo was refused, e.g. an absolute path, a '..'
+                           component, a link out of the images folder, not a regular file
+                           (image is then NULL; the row itself is good) */
 } vt_feed_row;
 
 /* Opens a feed file; reads its header (CSV). Fails (VT_ECORRUPT) when the CSV has no id
- * column (id, item_id, product_id or sku). An image column (image, image_path, image_file,
- * imagepath, path, filename, file; JSON Lines: image, image_path, image_file, path) gives a
- * row's image explicitly, relative to images_dir or else to the feed's folder. vt_feed_open_mem reads a buffer instead (not copied: keep it alive), named `name`. */
+ * column (id, item_id, product_id or sku), VT_ENOENT when the feed or images_dir does not exist,
+ * VT_EINVAL when either is the wrong kind of file (a folder as the feed). An image column (image,
+ * image_path, image_file, imagepath, path, filename, file; JSON Lines: image, image_path,
+ * image_file, path) gives a row's image explicitly, relative to images_dir or else to the feed's
+ * folder, and confined to it (see vt_catalog_image_path). CSV is parsed strictly (RFC 4180
+ * quoting): a malformed or unclosed quoted field is a bad row whose reason names the lines it
+ * covers. vt_feed_open_mem reads a buffer instead (not copied: keep it alive), named `name`. */
 int vt_feed_open(const char *path, const vt_feed_opts *opts, vt_feed **out);
 int vt_feed_open_mem(const void *buf, size_t len, const char *name, const vt_feed_opts *opts, vt_feed **out);
 /* Reads the next row: returns 1 with *row filled (check row->error), 0 at the end, or a
@@ -449,6 +461,11 @@ int vt_feed_open_mem(const void *buf, size_t len, const char *name, const vt_fee
 int vt_feed_next(vt_feed *f, vt_feed_row *row);
 /* Rows read so far, and how many of them had an error. */
 void vt_feed_counts(const vt_feed *f, long *rows, long *errors);
+/* How many of the rows read so far could not be parsed (malformed or unclosed CSV quoting, a row
+ * over the length limit, invalid JSON, a wrong field count that leaves the id unread): their ids
+ * are unknown, so a caller must not conclude that an id missing from such a feed has left the
+ * catalog. (A bad row whose id was read, e.g. Kaggle's unquoted commas, carries it in row.id.) */
+long vt_feed_parse_errors(const vt_feed *f);
 vt_feed_format vt_feed_get_format(const vt_feed *f);
 void vt_feed_close(vt_feed *f);
 
@@ -465,9 +482,16 @@ long vt_report_count(const vt_report *r);
 int vt_report_close(vt_report *r);
 
 /* The image file of `id` in dir: dir/<id> + .jpg, .jpeg, .png, .webp (also upper case).
- * Copies the path into buf; VT_ENOTFOUND when none exists, VT_EINVAL for an id that is not a
- * safe file name (contains '/', starts with '.', control characters). */
+ * Copies the path (as vt_catalog_image_path gives it) into buf; VT_ENOTFOUND when none exists,
+ * VT_EINVAL for an id that is not a safe file name (contains '/', starts with '.', control
+ * characters) or for a file that vt_catalog_image_path refuses (the first one that exists). */
 int vt_catalog_find_image(const char *dir, const char *id, char *buf, size_t cap);
+/* Resolves `name`, a photo named relative to the folder dir, to the absolute path of a regular
+ * file inside dir, without symbolic links (realpath), into buf. Refuses (VT_EINVAL, with the
+ * reason in vt_errmsg()) an absolute name, a '..' component, a name that resolves (through a
+ * symbolic link) outside dir, and anything but a regular file (a FIFO, a device, a folder);
+ * VT_ENOTFOUND when no such file exists, VT_ENOENT when dir itself does not. */
+int vt_catalog_image_path(const char *dir, const char *name, char *buf, size_t cap);
 /* Nonzero when `id` is acceptable as a catalog id (non-empty, at most 255 bytes of valid UTF-8,
  * no '/', '\\', control characters, not starting with '.'). */
 int vt_catalog_id_ok(const char *id);

@@ -1,6 +1,9 @@
 /* test_catalog.c: tests of catalog feeds (CSV, JSON Lines): bad rows, line numbers, images, streaming. */
 #include "testutil.h"
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +15,7 @@ typedef struct {
     char reason[256];
     char attrs[512];
     char image[512];
+    char image_error[512];
 } got_row;
 
 /* Reads a whole feed from memory into out[]; returns the row count and checks the counters. */
@@ -35,6 +39,8 @@ static int read_all(const char *text, const char *name, const vt_feed_opts *o, g
         if (r.reason) snprintf(g->reason, sizeof g->reason, "%s", r.reason);
         if (r.attrs) snprintf(g->attrs, sizeof g->attrs, "%s", r.attrs);
         if (r.image) snprintf(g->image, sizeof g->image, "%s", r.image);
+        if (r.image_error) snprintf(g->image_error, sizeof g->image_error, "%s", r.image_error);
+        assert_true(!(r.image && r.image_error));
         assert_true(r.error ? r.reason != NULL : r.attrs != NULL);
     }
     assert_int_equal(rc, 0);
@@ -204,7 +210,7 @@ static void test_jsonl(void **st) {
     assert_int_equal(r[1].line, 3);
     assert_int_equal(r[1].error, 0);
     assert_string_equal(r[1].id, "42");
-    assert_string_equal(r[1].image, "pics/42.png"); /* relative, no folder to resolve against */
+    assert_string_equal(r[1].image, ""); /* no such file in the current folder */
     assert_null(strstr(r[1].attrs, "image"));
     assert_int_equal(r[2].line, 4);
     assert_int_equal(r[2].error, VT_EEXIST);
@@ -237,22 +243,23 @@ static void touch(const char *path) { assert_int_equal(tu_write(path, "x", 1), 0
 
 static void test_image_lookup(void **st) {
     (void)st;
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s", tu_path("imgs"));
-    mkdir(dir, 0755);
-    char p[600];
+    char dir[PATH_MAX];
+    mkdir(tu_path("imgs"), 0755);
+    assert_non_null(realpath(tu_path("imgs"), dir)); /* image paths come back without links */
+    char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/1.jpg", dir), touch(p);
     snprintf(p, sizeof p, "%s/2.PNG", dir), touch(p);
     snprintf(p, sizeof p, "%s/3.webp", dir), touch(p);
     snprintf(p, sizeof p, "%s/3.jpeg", dir), touch(p); /* .jpeg wins over .webp */
     snprintf(p, sizeof p, "%s/5.jpg", dir);
     mkdir(p, 0755); /* a folder is not an image */
-    char buf[700];
+    char buf[PATH_MAX + 64];
     assert_int_equal(vt_catalog_find_image(dir, "1", buf, sizeof buf), 0);
     snprintf(p, sizeof p, "%s/1.jpg", dir);
     assert_string_equal(buf, p);
     assert_int_equal(vt_catalog_find_image(dir, "4", buf, sizeof buf), VT_ENOTFOUND);
-    assert_int_equal(vt_catalog_find_image(dir, "5", buf, sizeof buf), VT_ENOTFOUND);
+    assert_int_equal(vt_catalog_find_image(dir, "5", buf, sizeof buf), VT_EINVAL);
+    assert_non_null(strstr(vt_errmsg(), "not a regular file (a folder)"));
     assert_int_equal(vt_catalog_find_image(dir, "../1", buf, sizeof buf), VT_EINVAL);
     assert_int_equal(vt_catalog_find_image(dir, "1", buf, 10), VT_ETOOBIG);
     assert_true(vt_catalog_id_ok("abc-12_x y"));
@@ -284,21 +291,29 @@ static void test_image_lookup(void **st) {
 
     const char *csv2 = "id,image_path,colour\n7,pics/seven.png,red\n8,/abs/eight.jpg,blue\n9,,green\n";
     assert_int_equal(tu_write(tu_path("feed2.csv"), csv2, strlen(csv2)), 0);
+    mkdir(tu_path("pics"), 0755);
+    touch(tu_path("pics/seven.png"));
     vt_feed *f;
     assert_int_equal(vt_feed_open(tu_path("feed2.csv"), NULL, &f), 0);
     vt_feed_row row;
     assert_int_equal(vt_feed_next(f, &row), 1);
-    snprintf(p, sizeof p, "%s/pics/seven.png", tu_tmpdir());
+    assert_non_null(realpath(tu_path("pics/seven.png"), p));
     assert_string_equal(row.image, p);
+    assert_null(row.image_error);
     assert_null(strstr(row.attrs, "image"));
-    assert_int_equal(vt_feed_next(f, &row), 1);
-    assert_string_equal(row.image, "/abs/eight.jpg");
+    assert_int_equal(vt_feed_next(f, &row), 1); /* an absolute path is refused; the row stays good */
+    assert_int_equal(row.error, 0);
+    assert_null(row.image);
+    assert_non_null(strstr(row.image_error, "absolute"));
     assert_int_equal(vt_feed_next(f, &row), 1);
     assert_null(row.image);
     assert_int_equal(vt_feed_next(f, &row), 0);
     vt_feed_close(f);
     /* a "path" column, resolved against images_dir */
     const char *csv3 = "id,path\nx,sub/x.png\n";
+    snprintf(p, sizeof p, "%s/sub", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/sub/x.png", dir), touch(p);
     n = read_all(csv3, "y.csv", &o, r, 8);
     assert_int_equal(n, 1);
     snprintf(p, sizeof p, "%s/sub/x.png", dir);
@@ -512,6 +527,190 @@ static void test_report(void **st) {
     assert_int_equal(vt_report_open("/nonexistent-dir/x.jsonl", &rep), VT_EIO);
 }
 
+/* Photo paths from a feed stay inside the images folder: no absolute path, no '..', no symbolic
+ * link out of it, nothing but regular files; what is accepted comes back absolute and without
+ * links, whatever the current folder. */
+static void test_image_paths_confined(void **st) {
+    (void)st;
+    char dir[PATH_MAX], outside[PATH_MAX], p[PATH_MAX + 64], want[PATH_MAX + 64];
+    mkdir(tu_path("shop"), 0755);
+    mkdir(tu_path("shop/images"), 0755);
+    mkdir(tu_path("shop/images/sub"), 0755);
+    assert_non_null(realpath(tu_path("shop/images"), dir));
+    touch(tu_path("secret.jpg")); /* beside the images folder, not in it */
+    assert_non_null(realpath(tu_path("secret.jpg"), outside));
+    snprintf(p, sizeof p, "%s/1.jpg", dir), touch(p);
+    snprintf(p, sizeof p, "%s/sub/2.jpg", dir), touch(p);
+    snprintf(p, sizeof p, "%s/out.jpg", dir);
+    unlink(p);
+    assert_int_equal(symlink(outside, p), 0); /* a link leaving the folder */
+    snprintf(p, sizeof p, "%s/up.jpg", dir);
+    unlink(p);
+    assert_int_equal(symlink("../../secret.jpg", p), 0); /* the same, relative */
+    snprintf(p, sizeof p, "%s/in.jpg", dir);
+    unlink(p);
+    assert_int_equal(symlink("sub/2.jpg", p), 0); /* a link inside the folder is fine */
+    snprintf(p, sizeof p, "%s/7.jpg", dir);       /* found by id, but a link out */
+    unlink(p);
+    assert_int_equal(symlink(outside, p), 0);
+    snprintf(p, sizeof p, "%s/fifo.jpg", dir);
+    unlink(p);
+    assert_int_equal(mkfifo(p, 0644), 0);
+
+    const char *csv = "id,image\n"
+                      "a,/etc/passwd\n"          /* 2 */
+                      "b,../../etc/hostname\n"   /* 3 */
+                      "c,sub/../1.jpg\n"         /* 4 */
+                      "d,out.jpg\n"              /* 5 */
+                      "e,up.jpg\n"               /* 6 */
+                      "f,fifo.jpg\n"             /* 7 */
+                      "g,sub\n"                  /* 8 */
+                      "h,in.jpg\n"               /* 9 */
+                      "i,sub/2.jpg\n"            /* 10 */
+                      "j,missing.jpg\n"          /* 11 */
+                      "1,\n"                     /* 12: by id */
+                      "7,\n";                    /* 13: by id, a link out */
+    static const struct { const char *error; const char *image; } want_row[] = {
+        {"absolute", NULL}, {"'..'", NULL}, {"'..'", NULL}, {"out of the images folder", NULL},
+        {"out of the images folder", NULL}, {"not a regular file (a FIFO)", NULL}, {"not a regular file (a folder)", NULL},
+        {NULL, "sub/2.jpg"}, {NULL, "sub/2.jpg"}, {NULL, NULL}, {NULL, "1.jpg"}, {"out of the images folder", NULL},
+    };
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tu_path("shop")), 0); /* a relative images folder */
+    vt_feed_opts o = {.images_dir = "images"};
+    got_row r[16];
+    int n = read_all(csv, "feed.csv", &o, r, 16);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(n, 12);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(r[i].error, 0); /* the row is good; only its photo is refused */
+        if (want_row[i].error) {
+            if (!strstr(r[i].image_error, want_row[i].error)) fprintf(stderr, "row %d: %s\n", i, r[i].image_error);
+            assert_non_null(strstr(r[i].image_error, want_row[i].error));
+        } else {
+            assert_string_equal(r[i].image_error, "");
+        }
+        if (want_row[i].image) {
+            snprintf(want, sizeof want, "%s/%s", dir, want_row[i].image);
+            assert_string_equal(r[i].image, want); /* absolute, the link resolved */
+        } else {
+            assert_string_equal(r[i].image, "");
+        }
+    }
+    /* the same checks directly */
+    char buf[PATH_MAX];
+    assert_int_equal(vt_catalog_image_path(dir, "1.jpg", buf, sizeof buf), 0);
+    snprintf(want, sizeof want, "%s/1.jpg", dir);
+    assert_string_equal(buf, want);
+    assert_int_equal(vt_catalog_image_path(dir, "/etc/passwd", buf, sizeof buf), VT_EINVAL);
+    assert_int_equal(vt_catalog_image_path(dir, "..", buf, sizeof buf), VT_EINVAL);
+    assert_int_equal(vt_catalog_image_path(dir, ".", buf, sizeof buf), VT_EINVAL);
+    assert_non_null(strstr(vt_errmsg(), "the images folder itself"));
+    assert_int_equal(vt_catalog_image_path(dir, "out.jpg", buf, sizeof buf), VT_EINVAL);
+    assert_int_equal(vt_catalog_image_path(dir, "fifo.jpg", buf, sizeof buf), VT_EINVAL);
+    assert_int_equal(vt_catalog_image_path(dir, "missing.jpg", buf, sizeof buf), VT_ENOTFOUND);
+    assert_int_equal(vt_catalog_image_path(tu_path("no-such-folder"), "1.jpg", buf, sizeof buf), VT_ENOENT);
+    assert_int_equal(vt_catalog_image_path(dir, "1.jpg", buf, 4), VT_ETOOBIG);
+    /* a missing images folder is an error when the feed is opened, not a rejection per row */
+    vt_feed *f = NULL;
+    vt_feed_opts bad = {.images_dir = tu_path("no-such-folder")};
+    assert_int_equal(vt_feed_open_mem(csv, strlen(csv), "feed.csv", &bad, &f), VT_ENOENT);
+    assert_non_null(strstr(vt_errmsg(), "no-such-folder"));
+    assert_null(f);
+    snprintf(p, sizeof p, "%s/1.jpg", dir);
+    bad.images_dir = p;
+    assert_int_equal(vt_feed_open_mem(csv, strlen(csv), "feed.csv", &bad, &f), VT_EINVAL);
+    /* a folder is not a feed */
+    assert_int_equal(vt_feed_open(tu_path("shop"), NULL, &f), VT_EINVAL);
+    assert_non_null(strstr(vt_errmsg(), "folder"));
+}
+
+/* Strict CSV: malformed quoting is a bad row naming the lines it covers, and parsing resumes on
+ * the next line; an unclosed quote makes one bad row of the rest of the feed instead of
+ * silently swallowing it into a field. Every such row counts as a parse error. */
+static void test_csv_strict_quoting(void **st) {
+    (void)st;
+    const char *csv = "id,name,colour\n"
+                      "1,ok,red\n"               /* 2 */
+                      "2,12\" wide,blue\n"       /* 3: a quote inside an unquoted field */
+                      "3,\"closed\"junk,red\n"   /* 4: text after a closing quote */
+                      "4,\"two\nlines\"x,red\n"  /* 5-6: the same, on a row's second line */
+                      "5,fine,\"green\"\n"       /* 7 */
+                      "6,\"never closed,red\n"   /* 8: swallows the rest */
+                      "7,lost,red\n"             /* 9 */
+                      "8,lost,red\n";            /* 10 */
+    got_row r[16];
+    vt_feed *f;
+    int n = read_all(csv, "q.csv", NULL, r, 16);
+    assert_int_equal(n, 6);
+    assert_int_equal(r[0].error, 0);
+    assert_int_equal(r[1].line, 3);
+    assert_int_equal(r[1].error, VT_ECORRUPT);
+    assert_non_null(strstr(r[1].reason, "malformed CSV quoting on line 3"));
+    assert_int_equal(r[2].line, 4);
+    assert_int_equal(r[2].error, VT_ECORRUPT);
+    assert_int_equal(r[3].line, 5);
+    assert_non_null(strstr(r[3].reason, "lines 5-6"));
+    assert_int_equal(r[4].line, 7);
+    assert_int_equal(r[4].error, 0);
+    assert_string_equal(r[4].id, "5");
+    assert_string_equal(attr(r[4].attrs, "colour"), "green");
+    assert_int_equal(r[5].line, 8);
+    assert_int_equal(r[5].error, VT_ECORRUPT);
+    assert_string_equal(r[5].id, "6");
+    assert_non_null(strstr(r[5].reason, "never closed: lines 8-10"));
+    assert_int_equal(vt_feed_open_mem(csv, strlen(csv), "q.csv", NULL, &f), 0);
+    vt_feed_row row;
+    while (vt_feed_next(f, &row) == 1) {}
+    assert_int_equal(vt_feed_parse_errors(f), 4);
+    vt_feed_close(f);
+    /* an over-long row is a parse error too; a duplicate id is not, nor a wrong field count that
+     * leaves the id known (an unquoted comma in a later field) */
+    const char *more = "id,name\n1,a,b\n2,b\n2,c\n3,\"long long long long long long\n4,d\n";
+    vt_feed_opts o = {.max_row_bytes = 16};
+    assert_int_equal(vt_feed_open_mem(more, strlen(more), "m.csv", &o, &f), 0);
+    long errors = 0;
+    while (vt_feed_next(f, &row) == 1) errors += row.error != 0;
+    assert_int_equal(errors, 3);
+    assert_int_equal(vt_feed_parse_errors(f), 1);
+    vt_feed_close(f);
+    const char *short_row = "name,id\nx\ny,2\n"; /* the id column never reached: unknown */
+    assert_int_equal(vt_feed_open_mem(short_row, strlen(short_row), "s.csv", NULL, &f), 0);
+    assert_int_equal(vt_feed_next(f, &row), 1);
+    assert_int_equal(row.error, VT_ECORRUPT);
+    assert_null(row.id);
+    assert_int_equal(vt_feed_parse_errors(f), 1);
+    vt_feed_close(f);
+    /* the header itself */
+    const char *hdr = "id,\"name\n1,a\n";
+    assert_int_equal(vt_feed_open_mem(hdr, strlen(hdr), "h.csv", NULL, &f), VT_ECORRUPT);
+    /* JSON Lines: a bad line is reported with its line number and counted */
+    const char *j = "{\"id\": \"a\"}\n{\"id\": \"b\", \n{\"id\": \"c\"}\n[]\n";
+    assert_int_equal(vt_feed_open_mem(j, strlen(j), "j.jsonl", NULL, &f), 0);
+    long bad_line = 0;
+    while (vt_feed_next(f, &row) == 1)
+        if (row.error && !bad_line) bad_line = row.line;
+    assert_int_equal(bad_line, 2);
+    assert_int_equal(vt_feed_parse_errors(f), 2);
+    vt_feed_close(f);
+}
+
+/* A set cancel flag stops the reading with VT_ECANCELED. */
+static void test_feed_cancel(void **st) {
+    (void)st;
+    volatile sig_atomic_t stop = 0;
+    const char *csv = "id,name\n1,a\n2,b\n3,c\n";
+    vt_feed_opts o = {.cancel = &stop};
+    vt_feed *f;
+    assert_int_equal(vt_feed_open_mem(csv, strlen(csv), "c.csv", &o, &f), 0);
+    vt_feed_row row;
+    assert_int_equal(vt_feed_next(f, &row), 1);
+    stop = 1;
+    assert_int_equal(vt_feed_next(f, &row), VT_ECANCELED);
+    vt_feed_close(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_good_and_bad_rows),
@@ -519,6 +718,9 @@ int main(void) {
         cmocka_unit_test(test_csv_row_too_long),
         cmocka_unit_test(test_jsonl),
         cmocka_unit_test(test_image_lookup),
+        cmocka_unit_test(test_image_paths_confined),
+        cmocka_unit_test(test_csv_strict_quoting),
+        cmocka_unit_test(test_feed_cancel),
         cmocka_unit_test(test_streaming_large),
         cmocka_unit_test(test_shared_styles),
         cmocka_unit_test(test_report),

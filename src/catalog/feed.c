@@ -3,18 +3,24 @@
 #include <csv.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define CHUNK 65536
+#define CSV_OPTS (CSV_STRICT | CSV_STRICT_FINI) /* RFC 4180 quoting; an unclosed quote is an error */
+
+/* Why a parsed record is bad before its fields are even looked at. */
+enum { REC_OK = 0, REC_TOOLONG, REC_SYNTAX, REC_UNCLOSED };
 
 /* One CSV record as parsed, waiting to be turned into a row. */
 typedef struct rec {
-    long line;
+    long line, last_line; /* first line; last line it covers when bad */
     int nf;
     char **f;
     size_t *len;
-    int toolong, has_nul;
+    int bad, has_nul; /* bad: REC_* */
 } rec;
 
 /* The set of ids seen so far (open addressing), to report duplicates. */
@@ -28,13 +34,14 @@ struct vt_feed {
     char *name, *dir, *images_dir;
     vt_feed_format fmt;
     size_t max_row;
+    const volatile sig_atomic_t *cancel;
     /* input */
     FILE *fp;
     const uint8_t *mem;
     size_t mem_len, mem_pos;
     uint8_t *buf;
     size_t blen, bpos;
-    int eof, fatal;
+    int eof, fatal, ended_nl; /* ended_nl: the last byte consumed was a newline */
     long line; /* 1-based line of the next byte to consume */
     /* CSV */
     struct csv_parser csv;
@@ -54,9 +61,9 @@ struct vt_feed {
     /* output of the last row */
     rec out;
     char *o_id, *o_attrs, *o_image;
-    char reason[600];
+    char reason[600], image_error[600];
     idset seen;
-    long rows, errors;
+    long rows, errors, parse_errors;
 };
 
 /* ---- input */
@@ -67,7 +74,17 @@ static int fill(vt_feed *f) {
     if (f->eof) return 0;
     f->bpos = f->blen = 0;
     if (f->fp) {
-        size_t r = fread(f->buf, 1, CHUNK, f->fp);
+        size_t r;
+        for (;;) { /* a signal interrupts a blocking read (a pipe): retry unless cancelled */
+            errno = 0;
+            r = fread(f->buf, 1, CHUNK, f->fp);
+            if (r || !ferror(f->fp) || errno != EINTR) break;
+            clearerr(f->fp);
+            if (f->cancel && *f->cancel) {
+                f->fatal = vt__err(VT_ECANCELED, "%s: reading interrupted", f->name);
+                return 0;
+            }
+        }
         if (r == 0) {
             if (ferror(f->fp)) {
                 f->fatal = vt__err(VT_EIO, "%s: read error: %s", f->name, strerror(errno));
@@ -159,7 +176,7 @@ static void on_field(void *s, size_t len, void *user) {
         f->in_record = 1;
         r->line = f->line;
     }
-    if (r->toolong) return;
+    if (r->bad) return;
     if (r->nf == f->fcap) {
         int nc = f->fcap ? f->fcap * 2 : 16;
         char **nf = realloc(r->f, (size_t)nc * sizeof *nf);
@@ -167,14 +184,14 @@ static void on_field(void *s, size_t len, void *user) {
         size_t *nl = realloc(r->len, (size_t)nc * sizeof *nl);
         if (nl) r->len = nl;
         if (!nf || !nl) {
-            r->toolong = 1; /* reported as an over-long row */
+            r->bad = REC_TOOLONG; /* reported as an over-long row */
             return;
         }
         f->fcap = nc;
     }
     char *c = malloc(len + 1);
     if (!c) {
-        r->toolong = 1;
+        r->bad = REC_TOOLONG;
         return;
     }
     if (len) memcpy(c, s, len);
@@ -227,15 +244,45 @@ static int is_blank(const uint8_t *p, size_t n) {
     return 1;
 }
 
+/* Queues the record being built as bad (REC_*) covering its first line to `last`; drops the
+ * rest of the current line (when the piece read had no newline, up to the next one) and
+ * restarts the parser there. */
+static void drop_record(vt_feed *f, int why, long last, int piece_had_nl) {
+    csv_free(&f->csv);
+    f->csv_ready = 0;
+    long line = f->in_record ? f->cur.line : f->line;
+    rec_free(&f->cur);
+    f->fcap = 0;
+    f->cur.line = line;
+    f->cur.last_line = last;
+    f->cur.bad = why;
+    end_record(f);
+    if (piece_had_nl) {
+        f->line++;
+        csv_init(&f->csv, CSV_OPTS);
+        f->csv_ready = 1;
+    } else {
+        f->skipping = 1;
+    }
+}
+
 /* Feeds input to libcsv piece by piece (at most one line per piece), tracking the line where each
- * record starts, until a record is queued or the input ends. */
+ * record starts, until a record is queued or the input ends. Strict parsing: malformed quoting
+ * makes the record bad and parsing resumes on the next line; a quoted field still open at the
+ * end of the input makes a bad record of everything from its row on. */
 static void csv_pump(vt_feed *f) {
     while (f->qlen == 0 && !f->fatal) {
         if (!fill(f)) {
             if (f->csv_ready) {
-                if (!f->skipping) csv_fini(&f->csv, on_field, on_record, f);
+                int unclosed = !f->skipping && csv_fini(&f->csv, on_field, on_record, f) != 0;
                 csv_free(&f->csv);
                 f->csv_ready = 0;
+                if (unclosed) {
+                    f->cur.bad = REC_UNCLOSED;
+                    f->cur.last_line = f->line - f->ended_nl;
+                    if (!f->in_record) f->cur.line = f->cur.last_line;
+                    f->in_record = 1;
+                }
                 if (f->in_record || f->cur.nf) end_record(f);
             }
             return;
@@ -245,11 +292,12 @@ static void csv_pump(vt_feed *f) {
         const uint8_t *nl = memchr(p, '\n', avail);
         size_t n = nl ? (size_t)(nl - p) + 1 : avail;
         f->bpos += n;
+        f->ended_nl = nl != NULL;
         if (f->skipping) {
             if (nl) {
                 f->skipping = 0;
                 f->line++;
-                csv_init(&f->csv, 0);
+                csv_init(&f->csv, CSV_OPTS);
                 f->csv_ready = 1;
             }
             continue;
@@ -259,29 +307,18 @@ static void csv_pump(vt_feed *f) {
             f->cur.line = f->line;
             f->rec_bytes = 0;
         }
-        if (f->in_record && f->rec_bytes + n > f->max_row) {
-            /* too long: report the record, drop the rest of this line, restart the parser */
-            csv_free(&f->csv);
-            f->csv_ready = 0;
-            long line = f->cur.line;
-            rec_free(&f->cur);
-            f->fcap = 0;
-            f->cur.line = line;
-            f->cur.toolong = 1;
-            end_record(f);
-            if (nl) {
-                f->line++;
-                csv_init(&f->csv, 0);
-                f->csv_ready = 1;
-            } else {
-                f->skipping = 1;
-            }
+        if (f->in_record && f->rec_bytes + n > f->max_row) { /* too long: report it, skip the line */
+            drop_record(f, REC_TOOLONG, f->line, nl != NULL);
             continue;
         }
         if (f->in_record) f->rec_bytes += n;
         if (csv_parse(&f->csv, p, n, on_field, on_record, f) != n) {
-            f->fatal = vt__err(VT_ENOMEM, "%s: CSV parser: %s", f->name, csv_strerror(csv_error(&f->csv)));
-            return;
+            if (csv_error(&f->csv) != CSV_EPARSE) {
+                f->fatal = vt__err(VT_ENOMEM, "%s: CSV parser: %s", f->name, csv_strerror(csv_error(&f->csv)));
+                return;
+            }
+            drop_record(f, REC_SYNTAX, f->line, nl != NULL);
+            continue;
         }
         if (nl) f->line++;
     }
@@ -309,7 +346,8 @@ static int find_col(vt_feed *f, const char *const *names) {
 static int csv_header(vt_feed *f) {
     if (!csv_pop(f)) return f->fatal ? f->fatal : vt__err(VT_EEMPTY, "%s: empty feed (no header line)", f->name);
     rec *h = &f->out;
-    if (h->toolong) return vt__err(VT_ETOOBIG, "%s: the header line is too long", f->name);
+    if (h->bad == REC_TOOLONG) return vt__err(VT_ETOOBIG, "%s: the header line is too long", f->name);
+    if (h->bad) return vt__err(VT_ECORRUPT, "%s: line %ld: the header has malformed or unclosed quoting", f->name, h->line);
     f->ncols = h->nf;
     f->cols = calloc((size_t)h->nf, sizeof *f->cols);
     if (!f->cols) return vt__err(VT_ENOMEM, "out of memory");
@@ -355,23 +393,28 @@ static int set_error(vt_feed *f, vt_feed_row *row, int code, const char *fmt, ..
 }
 
 /* Resolves the image of a good row: an explicit path (relative to the images folder, else to
- * the feed's folder), or <images_dir>/<id>.<ext> when that file exists. */
-static int resolve_image(vt_feed *f, const char *id, const char *explicit_path) {
+ * the feed's folder), or <images_dir>/<id>.<ext> when that file exists; either way confined to
+ * that folder (vt_catalog_image_path). A missing file leaves no image; a refused one leaves no
+ * image and the reason in f->image_error. Fails only for lack of memory. */
+static int resolve_image(vt_feed *f, const char *id, const char *explicit_path, const char **why) {
     free(f->o_image);
     f->o_image = NULL;
-    if (explicit_path && *explicit_path) {
-        const char *base = f->images_dir ? f->images_dir : f->dir;
-        size_t n = strlen(explicit_path) + (base ? strlen(base) : 0) + 2;
-        if (!(f->o_image = malloc(n))) return VT_ENOMEM;
-        if (explicit_path[0] == '/' || !base) snprintf(f->o_image, n, "%s", explicit_path);
-        else snprintf(f->o_image, n, "%s/%s", base, explicit_path);
+    *why = NULL;
+    char path[PATH_MAX];
+    int rc;
+    if (explicit_path && *explicit_path)
+        rc = vt_catalog_image_path(f->images_dir ? f->images_dir : f->dir ? f->dir : ".", explicit_path, path, sizeof path);
+    else if (f->images_dir)
+        rc = vt_catalog_find_image(f->images_dir, id, path, sizeof path);
+    else
+        return 0;
+    if (rc == VT_ENOTFOUND) return 0;
+    if (rc) {
+        snprintf(f->image_error, sizeof f->image_error, "%s", vt_errmsg());
+        *why = f->image_error;
         return 0;
     }
-    if (!f->images_dir) return 0;
-    char path[4096];
-    if (vt_catalog_find_image(f->images_dir, id, path, sizeof path) == 0 && !(f->o_image = strdup(path)))
-        return VT_ENOMEM;
-    return 0;
+    return (f->o_image = strdup(path)) ? 0 : VT_ENOMEM;
 }
 
 /* Common checks of a row's id: present, safe, not seen before. Returns 1 when the row is
@@ -388,7 +431,8 @@ static int check_id(vt_feed *f, vt_feed_row *row, const char *id) {
 
 /* Finishes a good row: records its id and looks up its image. */
 static int accept_row(vt_feed *f, vt_feed_row *row, const char *explicit_image) {
-    if (idset_add(&f->seen, row->id, row->line) == VT_ENOMEM || resolve_image(f, row->id, explicit_image))
+    if (idset_add(&f->seen, row->id, row->line) == VT_ENOMEM ||
+        resolve_image(f, row->id, explicit_image, &row->image_error))
         return f->fatal = vt__err(VT_ENOMEM, "%s: out of memory", f->name);
     row->image = f->o_image;
     return 1;
@@ -401,11 +445,27 @@ static int csv_next(vt_feed *f, vt_feed_row *row) {
     rec *r = &f->out;
     row->line = r->line;
     f->rows++;
-    if (r->toolong) return set_error(f, row, VT_ETOOBIG, "row is longer than %zu bytes", f->max_row);
     if (r->nf > f->id_col && r->len[f->id_col]) row->id = r->f[f->id_col];
-    if (r->nf != f->ncols)
+    if (r->bad) f->parse_errors++;
+    if (r->bad == REC_TOOLONG) {
+        if (r->last_line > r->line)
+            return set_error(f, row, VT_ETOOBIG, "row is longer than %zu bytes (lines %ld-%ld skipped; an unclosed quote?)",
+                             f->max_row, r->line, r->last_line);
+        return set_error(f, row, VT_ETOOBIG, "row is longer than %zu bytes", f->max_row);
+    }
+    if (r->bad == REC_SYNTAX)
+        return set_error(f, row, VT_ECORRUPT,
+                         "malformed CSV quoting on line %ld (a quote inside an unquoted field, or text after a "
+                         "closing quote): lines %ld-%ld skipped", r->last_line, r->line, r->last_line);
+    if (r->bad == REC_UNCLOSED)
+        return set_error(f, row, VT_ECORRUPT,
+                         "a quoted field in the row on line %ld is never closed: lines %ld-%ld (the rest of the "
+                         "feed) could not be read", r->line, r->line, r->last_line);
+    if (r->nf != f->ncols) {
+        if (!row->id) f->parse_errors++; /* an unquoted comma after the id leaves the id known */
         return set_error(f, row, VT_ECORRUPT, "%d fields but the header has %d%s", r->nf, f->ncols,
                          r->nf > f->ncols ? " (an unquoted comma?)" : "");
+    }
     if (r->has_nul) return set_error(f, row, VT_ECORRUPT, "a field contains a NUL byte");
     if (check_id(f, row, row->id)) return 1;
     json_t *o = json_object();
@@ -483,12 +543,19 @@ static int jsonl_next(vt_feed *f, vt_feed_row *row) {
     if (!jsonl_line(f, &line, &toolong)) return f->fatal ? f->fatal : 0;
     row->line = line;
     f->rows++;
-    if (toolong) return set_error(f, row, VT_ETOOBIG, "row is longer than %zu bytes", f->max_row);
+    if (toolong) {
+        f->parse_errors++;
+        return set_error(f, row, VT_ETOOBIG, "row is longer than %zu bytes", f->max_row);
+    }
     json_error_t je;
     json_t *o = json_loadb(f->lbuf, f->llen, JSON_REJECT_DUPLICATES, &je);
-    if (!o) return set_error(f, row, VT_ECORRUPT, "invalid JSON at column %d: %s", je.column, je.text);
+    if (!o) {
+        f->parse_errors++;
+        return set_error(f, row, VT_ECORRUPT, "invalid JSON at column %d: %s", je.column, je.text);
+    }
     if (!json_is_object(o)) {
         json_decref(o);
+        f->parse_errors++;
         return set_error(f, row, VT_ECORRUPT, "not a JSON object");
     }
     json_t *jid = json_object_get(o, "id");
@@ -559,7 +626,16 @@ static vt_feed_format guess_format(const char *name, const uint8_t *head, size_t
 static int feed_start(vt_feed *f, const vt_feed_opts *opts) {
     f->max_row = opts && opts->max_row_bytes ? opts->max_row_bytes : (1u << 20);
     f->line = 1;
-    if (opts && opts->images_dir && !(f->images_dir = strdup(opts->images_dir))) return vt__err(VT_ENOMEM, "out of memory");
+    f->cancel = opts ? opts->cancel : NULL;
+    if (opts && opts->images_dir) {
+        struct stat st;
+        if (stat(opts->images_dir, &st) != 0) {
+            int e = errno;
+            return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "images folder %s: %s", opts->images_dir, strerror(e));
+        }
+        if (!S_ISDIR(st.st_mode)) return vt__err(VT_EINVAL, "images folder %s: not a folder", opts->images_dir);
+        if (!(f->images_dir = strdup(opts->images_dir))) return vt__err(VT_ENOMEM, "out of memory");
+    }
     if (!(f->buf = malloc(CHUNK))) return vt__err(VT_ENOMEM, "out of memory");
     f->fmt = opts ? opts->format : VT_FEED_AUTO;
     if (f->fmt != VT_FEED_AUTO && f->fmt != VT_FEED_CSV && f->fmt != VT_FEED_JSONL)
@@ -570,7 +646,7 @@ static int feed_start(vt_feed *f, const vt_feed_opts *opts) {
         f->fmt = guess_format(f->name, f->buf, f->blen);
     }
     if (f->fmt == VT_FEED_CSV) {
-        if (csv_init(&f->csv, 0)) return vt__err(VT_ENOMEM, "out of memory");
+        if (csv_init(&f->csv, CSV_OPTS)) return vt__err(VT_ENOMEM, "out of memory");
         f->csv_ready = 1;
         return csv_header(f);
     }
@@ -600,10 +676,16 @@ int vt_feed_open(const char *path, const vt_feed_opts *opts, vt_feed **out) {
     int rc = feed_alloc(path, &f);
     if (rc) return rc;
     f->fp = fopen(path, "rb");
-    if (!f->fp) {
+    struct stat st;
+    if (!f->fp || fstat(fileno(f->fp), &st) != 0) {
         int e = errno;
         vt_feed_close(f);
+        if (e == EINTR && opts && opts->cancel && *opts->cancel) return vt__err(VT_ECANCELED, "%s: opening interrupted", path);
         return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        vt_feed_close(f);
+        return vt__err(VT_EINVAL, "%s: is a folder, not a feed file", path);
     }
     rc = feed_start(f, opts);
     if (rc) {
@@ -635,6 +717,7 @@ int vt_feed_next(vt_feed *f, vt_feed_row *row) {
     memset(row, 0, sizeof *row);
     row->file = f->name;
     if (f->fatal) return f->fatal;
+    if (f->cancel && *f->cancel) return vt__err(VT_ECANCELED, "%s: reading interrupted", f->name);
     return f->fmt == VT_FEED_CSV ? csv_next(f, row) : jsonl_next(f, row);
 }
 
@@ -642,6 +725,8 @@ void vt_feed_counts(const vt_feed *f, long *rows, long *errors) {
     if (rows) *rows = f ? f->rows : 0;
     if (errors) *errors = f ? f->errors : 0;
 }
+
+long vt_feed_parse_errors(const vt_feed *f) { return f ? f->parse_errors : 0; }
 
 vt_feed_format vt_feed_get_format(const vt_feed *f) { return f ? f->fmt : VT_FEED_AUTO; }
 

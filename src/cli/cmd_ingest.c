@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,8 +23,11 @@ static void help(void) {
            "batches.\n\n"
            "Bad input never stops the run: a malformed row, a duplicate or missing id, a missing or\n"
            "unreadable photo each go to DB.errors.jsonl (one JSON object per line: file, line, id,\n"
-           "reason), rewritten on every run. Items whose photo is bad are still stored, without an\n"
-           "embedding.\n\n"
+           "reason), rewritten on every run; rows that could not be parsed are also listed on stderr.\n"
+           "Items whose photo is bad are still stored, without an embedding. Photos must be regular\n"
+           "files inside the images folder: an absolute path, a '..' component or a symbolic link\n"
+           "leading out of it is refused (reported, the item stored without a photo). Photo paths are\n"
+           "stored absolute, with symbolic links resolved.\n\n"
            "Options:\n"
            "      --db DB            item store (SQLite file)\n"
            "      --meta FILE        catalog feed: .csv or .jsonl\n"
@@ -35,19 +39,23 @@ static void help(void) {
            "      --model-name NAME  name to store embeddings under (default: from --model)\n"
            "      --embeddings X.f32 import precomputed vectors: raw little-endian float32 rows...\n"
            "      --ids X.ids        ...with one item id per line, in the same order\n"
-           "      --prune            delete items that are no longer in the feed\n"
+           "      --prune            delete items that are no longer in the feed; refused (nothing is\n"
+           "                         written, exit 1) when rows of the feed could not be parsed, or...\n"
+           "      --prune-max PCT    ...when it would delete more than PCT %% of the store (default 20)\n"
            "  -t, --threads T        threads for decoding and the model (default: all CPUs)\n"
            "  -b, --batch N          photos per model batch and per transaction (default 32)\n"
            "      --force            re-embed every photo even if unchanged\n"
            "  -h, --help             this text\n\n"
            "Exit status: 0 all rows ingested; 3 done, but some rows or photos were rejected (see\n"
            "DB.errors.jsonl); 1 failure (nothing after the last committed batch was written);\n"
-           "2 usage error.\n");
+           "2 usage error (also a missing feed or images folder: no store is created); 130 / 143\n"
+           "interrupted by SIGINT / SIGTERM (what was finished is committed; run again to resume).\n");
 }
 
 typedef struct {
     char *id, *attrs, *image;
     long line;
+    int image_refused; /* the feed named a photo that was refused (already reported) */
 } row;
 
 /* ------------------------------------------------------------------ embedding a batch */
@@ -63,18 +71,21 @@ typedef struct {
     int64_t *size, *mtime;
 } batch_ctx;
 
+static volatile sig_atomic_t g_stop; /* the signal that asked us to stop, or 0 */
+
 static void decode_one(void *p, size_t i, int worker) {
     (void)worker;
     batch_ctx *b = p;
     row *r = b->rows[i];
     b->ok[i] = 0;
+    if (g_stop) return; /* the batch is abandoned: not reported, done again on the next run */
     vt_decode_opts dopts = {.fast = 1};
     if (b->pre.fit == VT_FIT_LETTERBOX) dopts.min_long = b->pre.size;
     else dopts.min_short = b->pre.size;
     vt_image img, sq;
     uint8_t *bytes; /* read once: hashed and decoded from the same buffer */
     size_t len;
-    int rc = vt__read_file(r->image, 1u << 30, &bytes, &len);
+    int rc = vt__read_file_ex(r->image, 1u << 30, VT__READ_NOFOLLOW, &bytes, &len);
     if (rc == 0) {
         b->hash[i] = vt_hash64(bytes, len, 0); /* the store's content hash (= vt_hash_file) */
         rc = vt_image_decode(bytes, len, r->image, &dopts, &img);
@@ -97,10 +108,19 @@ static void decode_one(void *p, size_t i, int worker) {
 
 /* ------------------------------------------------------------------ the command */
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
+/* SIGINT/SIGTERM: ask every stage to stop. Installed without SA_RESTART so that a blocking
+ * open or read (a feed from a pipe) returns, and reset to the default so that a second signal
+ * ends the process at once. */
+static void on_signal(int sig) { g_stop = sig; }
+
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static int file_stat(const char *path, int64_t *size, int64_t *mtime) {
@@ -190,6 +210,13 @@ static int import_vectors(vt_store *st, const char *vec_path, const char *ids_pa
             rcode = VT_EXIT_FAIL;
             break;
         }
+        if (!vt_catalog_id_ok(ids[i])) {
+            vt_report_add(rep, ids_path, (long)i + 1, ids[i],
+                          "invalid id (not valid UTF-8, over 255 bytes, starts with '.', or has '/', '\\' or "
+                          "control characters)");
+            vt_progress_add(pr, 1, NULL);
+            continue;
+        }
         if (!in_batch && vt_store_begin(st) == 0) in_batch = 1;
         vt_item it;
         int rc = vt_store_get(st, ids[i], &it);
@@ -232,13 +259,14 @@ int vt_cmd_ingest(int argc, char **argv) {
         {"images", required_argument, 0, 'i'},      {"model", required_argument, 0, 'M'},
         {"model-name", required_argument, 0, 'N'},  {"embeddings", required_argument, 0, 'E'},
         {"ids", required_argument, 0, 'I'},         {"prune", no_argument, 0, 'p'},
+        {"prune-max", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 't'},     {"batch", required_argument, 0, 'b'},
         {"force", no_argument, 0, 'F'},             {"no-embed", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *db = NULL, *meta = NULL, *images = NULL, *model_path = NULL, *model_name = NULL, *vecs = NULL,
                *idsf = NULL;
     int prune = 0, force = 0, no_embed = 0;
-    long threads = 0, bsize = 32;
+    long threads = 0, bsize = 32, prune_max = 20;
     optind = 1;
     int c, rc;
     while ((c = getopt_long(argc, argv, "t:b:h", opts, NULL)) != -1) {
@@ -251,6 +279,9 @@ int vt_cmd_ingest(int argc, char **argv) {
         case 'E': vecs = optarg; break;
         case 'I': idsf = optarg; break;
         case 'p': prune = 1; break;
+        case 'P':
+            if (cli_parse_int(optarg, 0, 100, &prune_max)) return cli_usage_error("ingest", "--prune-max must be 0..100");
+            break;
         case 'F': force = 1; break;
         case 'n': no_embed = 1; break;
         case 't':
@@ -286,28 +317,53 @@ int vt_cmd_ingest(int argc, char **argv) {
         model_name = name_buf;
     }
     char images_buf[4096];
-    if (meta && !images) {
+    struct stat sb;
+    if (images && (stat(images, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return cli_usage_error("ingest", "--images %s: %s", images, stat(images, &sb) ? strerror(errno) : "not a folder");
+    if (meta && !images) { /* the default: the feed's folder/images, required only to embed */
         const char *sl = strrchr(meta, '/');
         if (sl)
             snprintf(images_buf, sizeof images_buf, "%.*s/images", (int)(sl - meta), meta);
         else
             snprintf(images_buf, sizeof images_buf, "images");
         images = images_buf;
+        if (stat(images, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            if (model_path)
+                return cli_usage_error("ingest", "no images folder %s (the feed's folder/images); give --images DIR, "
+                                       "or --no-embed", images);
+            images = NULL;
+        }
+    }
+
+    /* The feed is opened before the store, so that a missing or unreadable feed leaves no store behind. */
+    catch_signals();
+    vt_feed *feed = NULL;
+    if (meta) {
+        vt_feed_opts fo = {.images_dir = images, .cancel = &g_stop};
+        rc = vt_feed_open(meta, &fo, &feed);
+        if (rc == VT_ENOENT || rc == VT_EINVAL) return cli_usage_error("ingest", "--meta: %s", vt_errmsg());
+        if (rc == VT_ECANCELED) {
+            fprintf(stderr, "vitrine ingest: interrupted before reading the feed\n");
+            return 128 + g_stop;
+        }
+        if (rc) return cli_fail(rc, "cannot read the feed");
     }
 
     vt_store *st;
     rc = vt_store_open(db, 0, &st);
-    if (rc) return cli_fail(rc, "cannot open the store");
+    if (rc) {
+        vt_feed_close(feed);
+        return cli_fail(rc, "cannot open the store");
+    }
     char rep_path[4096];
     snprintf(rep_path, sizeof rep_path, "%s.errors.jsonl", db);
     vt_report *rep;
     rc = vt_report_open(rep_path, &rep);
     if (rc) {
+        vt_feed_close(feed);
         vt_store_close(st);
         return cli_fail(rc, "cannot write the error report");
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     double t0 = vt_now();
     int code = VT_EXIT_OK;
     long nrows = 0, added = 0, updated = 0, unchanged = 0, embedded = 0, bad_images = 0, pruned = 0, imported = 0;
@@ -316,20 +372,33 @@ int vt_cmd_ingest(int argc, char **argv) {
     row *rows = NULL;
     size_t nr = 0, cap = 0;
     idset keep = {0};
+    char **bad_ids = NULL; /* ids of rejected rows: still in the feed, so never pruned */
+    size_t nbad = 0;
+    long parse_errors = 0;
+    prune_ctx pc = {&keep, NULL, 0, 0};
     if (meta) {
-        vt_feed_opts fo = {.images_dir = images};
-        vt_feed *feed;
-        rc = vt_feed_open(meta, &fo, &feed);
-        if (rc) {
-            code = cli_fail(rc, "cannot read the feed");
-            goto done;
-        }
         vt_feed_row fr;
         while ((rc = vt_feed_next(feed, &fr)) == 1) {
             nrows++;
             if (fr.error) {
                 vt_report_add_row(rep, &fr);
+                if (vt_feed_parse_errors(feed) > parse_errors) { /* this row could not be parsed */
+                    parse_errors = vt_feed_parse_errors(feed);
+                    if (parse_errors <= 10)
+                        fprintf(stderr, "vitrine ingest: %s:%ld: %s\n", fr.file, fr.line, fr.reason);
+                    else if (parse_errors == 11)
+                        fprintf(stderr, "vitrine ingest: more rows could not be parsed: see %s\n", rep_path);
+                }
+                char **nb = fr.id ? realloc(bad_ids, (nbad + 1) * sizeof *bad_ids) : NULL;
+                if (nb) {
+                    bad_ids = nb;
+                    if ((bad_ids[nbad] = strdup(fr.id))) nbad++;
+                }
                 continue;
+            }
+            if (fr.image_error) {
+                bad_images++;
+                vt_report_add(rep, fr.file, fr.line, fr.id, fr.image_error);
             }
             if (nr == cap) {
                 cap = cap ? cap * 2 : 1024;
@@ -344,11 +413,50 @@ int vt_cmd_ingest(int argc, char **argv) {
             rows[nr].attrs = strdup(fr.attrs ? fr.attrs : "{}");
             rows[nr].image = fr.image ? strdup(fr.image) : NULL;
             rows[nr].line = fr.line;
+            rows[nr].image_refused = fr.image_error != NULL;
             nr++;
         }
         vt_feed_close(feed);
+        feed = NULL;
         if (rc < 0) {
-            code = cli_fail(rc, "reading the feed failed");
+            code = g_stop ? VT_EXIT_FAIL : cli_fail(rc, "reading the feed failed");
+            goto done;
+        }
+    }
+
+    /* --prune is decided before anything is written: refused when rows could not be parsed (their
+     * ids are unknown) or when it would delete more than --prune-max % of the store. */
+    if (prune && meta) {
+        keep.n = nr + nbad;
+        keep.ids = malloc(sizeof(char *) * (keep.n ? keep.n : 1));
+        if (!keep.ids) {
+            code = cli_fail(VT_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < nr; i++) keep.ids[i] = rows[i].id;
+        for (size_t i = 0; i < nbad; i++) keep.ids[nr + i] = bad_ids[i];
+        qsort(keep.ids, keep.n, sizeof(char *), cmp_str);
+        int64_t before = 0;
+        rc = vt_store_foreach(st, NULL, collect_gone, &pc);
+        if (rc == 0) rc = vt_store_count(st, NULL, &before);
+        if (rc) {
+            code = cli_fail(rc, "pruning failed");
+            goto done;
+        }
+        if (parse_errors) {
+            fprintf(stderr,
+                    "vitrine ingest: --prune refused: %ld row%s of the feed could not be parsed (see %s), so the "
+                    "items missing from it are not known to have left the catalog; nothing was written\n",
+                    parse_errors, parse_errors == 1 ? "" : "s", rep_path);
+            code = VT_EXIT_FAIL;
+            goto done;
+        }
+        if ((double)pc.n * 100 > (double)prune_max * (double)before) {
+            fprintf(stderr,
+                    "vitrine ingest: --prune refused: it would delete %zu of the %lld items in the store (%.1f %%), "
+                    "more than --prune-max %ld %%; nothing was written\n",
+                    pc.n, (long long)before, before ? 100.0 * (double)pc.n / (double)before : 0.0, prune_max);
+            code = VT_EXIT_FAIL;
             goto done;
         }
     }
@@ -373,12 +481,12 @@ int vt_cmd_ingest(int argc, char **argv) {
         goto done;
     }
     rc = vt_store_begin(st);
-    for (size_t i = 0; rc == 0 && i < nr; i++) {
+    for (size_t i = 0; rc == 0 && i < nr && !g_stop; i++) {
         vt_item old;
         int64_t size = 0, mtime = 0;
         int have = vt_store_get(st, rows[i].id, &old) == 0;
         int img_ok = rows[i].image && file_stat(rows[i].image, &size, &mtime) == 0;
-        if (!img_ok && model) { /* a photo is only required when we are to embed it */
+        if (!img_ok && model && !rows[i].image_refused) { /* a photo is only required to embed it */
             bad_images++;
             char reason[8192];
             snprintf(reason, sizeof reason, "no image file for id '%.255s' in %.4096s", rows[i].id,
@@ -439,6 +547,7 @@ int vt_cmd_ingest(int argc, char **argv) {
             b.rows = todo + at;
             b.n = (int)(ntodo - at < (size_t)bsize ? ntodo - at : (size_t)bsize);
             vt_pool_parallel_for(pool, (size_t)b.n, 1, decode_one, &b);
+            if (g_stop) break; /* this batch is abandoned: the next run embeds it */
             int nok = 0; /* pack the decoded photos to the front of the batch (in place: nok <= i) */
             for (int i = 0; i < b.n; i++)
                 if (b.ok[i]) {
@@ -462,6 +571,7 @@ int vt_cmd_ingest(int argc, char **argv) {
             for (int i = 0, j = 0; rc == 0 && i < b.n; i++) {
                 row *r = b.rows[i];
                 size_t ri = (size_t)(r - rows);
+                if (!b.ok[i] && g_stop) continue; /* abandoned, not bad */
                 if (!b.ok[i]) {
                     bad_images++;
                     vt_report_add(rep, meta, r->line, r->id, b.err[i] ? b.err[i] : "image could not be read");
@@ -506,20 +616,11 @@ int vt_cmd_ingest(int argc, char **argv) {
 
     /* 5. --prune: items no longer in the feed. */
     if (prune && meta && code == VT_EXIT_OK && !g_stop) {
-        keep.n = nr;
-        keep.ids = malloc(sizeof(char *) * (nr ? nr : 1));
-        for (size_t i = 0; i < nr; i++) keep.ids[i] = rows[i].id;
-        qsort(keep.ids, keep.n, sizeof(char *), cmp_str);
-        prune_ctx pc = {&keep, NULL, 0, 0};
-        rc = vt_store_foreach(st, NULL, collect_gone, &pc);
-        if (rc == 0) rc = vt_store_begin(st);
+        rc = vt_store_begin(st);
         for (size_t i = 0; rc == 0 && i < pc.n; i++)
             if (vt_store_delete(st, pc.gone[i]) == 0) pruned++;
         if (rc == 0) rc = vt_store_commit(st);
         if (rc) code = cli_fail(rc, "pruning failed");
-        for (size_t i = 0; i < pc.n; i++) free(pc.gone[i]);
-        free(pc.gone);
-        free(keep.ids);
     }
 
     /* Mark the embeddings as changed so that cached indexes are rebuilt (vt_engine_opts.index_cache). */
@@ -535,6 +636,12 @@ done_model:
     free(todo);
     free(labels);
 done:
+    vt_feed_close(feed);
+    for (size_t i = 0; i < pc.n; i++) free(pc.gone[i]);
+    free(pc.gone);
+    free(keep.ids);
+    for (size_t i = 0; i < nbad; i++) free(bad_ids[i]);
+    free(bad_ids);
     for (size_t i = 0; i < nr; i++) {
         free(rows[i].id);
         free(rows[i].attrs);
@@ -556,8 +663,9 @@ done:
     printf("store: %lld items, %lld embeddings%s%s%s in %.1f s\n", (long long)total, (long long)nemb,
            model_name ? " for model '" : "", model_name ? model_name : "", model_name ? "'" : "", vt_now() - t0);
     if (g_stop) {
-        fprintf(stderr, "vitrine ingest: interrupted; run the same command again to resume\n");
-        return VT_EXIT_FAIL;
+        fprintf(stderr, "vitrine ingest: interrupted by %s; what was finished is committed; run the same command "
+                        "again to resume\n", g_stop == SIGINT ? "SIGINT" : "SIGTERM");
+        return 128 + g_stop;
     }
     if (code == VT_EXIT_OK && nrep) code = VT_EXIT_PARTIAL;
     return code;

@@ -23,6 +23,7 @@ const char *vt_strerror(int err) {
     case VT_ESTATE: return "invalid state";
     case VT_EINTERNAL: return "internal error";
     case VT_EPARTIAL: return "partially done";
+    case VT_ECANCELED: return "interrupted";
     default: return "unknown error";
     }
 }

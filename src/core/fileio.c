@@ -12,11 +12,18 @@ const char *vt__basename(const char *path) {
     return s ? s + 1 : path;
 }
 
-/* Opens a regular file for reading: *fd and its size, or an error naming the file. */
-static int open_regular(const char *path, int *fd, size_t *len) {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+/* Opens a regular file for reading: *fd and its size, or an error naming the file. The open
+ * never blocks (O_NONBLOCK: a FIFO without a writer, a device), and anything but a regular file
+ * is refused after fstat; with VT__READ_NOFOLLOW a symbolic link as the last component is
+ * refused too (O_NOFOLLOW). */
+static int open_regular(const char *path, int flags, int *fd, size_t *len) {
+    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (flags & VT__READ_NOFOLLOW ? O_NOFOLLOW : 0);
+    do *fd = open(path, oflags);
+    while (*fd < 0 && errno == EINTR);
     if (*fd < 0) {
         int e = errno;
+        if (e == ELOOP && (flags & VT__READ_NOFOLLOW))
+            return vt__err(VT_EIO, "%s: is a symbolic link, refused", path);
         return vt__err(e == ENOENT ? VT_ENOENT : VT_EIO, "%s: %s", path, strerror(e));
     }
     struct stat st;
@@ -33,7 +40,7 @@ int vt__map_file(const char *path, void **p, size_t *len, int *mapped) {
     *p = NULL;
     *len = 0;
     *mapped = 0;
-    int fd, rc = open_regular(path, &fd, len);
+    int fd, rc = open_regular(path, 0, &fd, len);
     if (rc || *len == 0) {
         if (!rc) close(fd);
         return rc;
@@ -46,7 +53,7 @@ int vt__map_file(const char *path, void **p, size_t *len, int *mapped) {
         return VT_OK;
     }
     uint8_t *b; /* a file system without mmap: read it instead */
-    rc = vt__read_file(path, 0, &b, len);
+    rc = vt__read_file_ex(path, 0, 0, &b, len);
     *p = b;
     return rc;
 }
@@ -65,11 +72,15 @@ void vt__path_stem(const char *path, char *buf, size_t cap) {
 }
 
 int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len) {
+    return vt__read_file_ex(path, max_bytes, 0, out, out_len);
+}
+
+int vt__read_file_ex(const char *path, size_t max_bytes, int flags, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
     int fd;
     size_t len;
-    int rc = open_regular(path, &fd, &len);
+    int rc = open_regular(path, flags, &fd, &len);
     if (rc) return rc;
     if (max_bytes && len > max_bytes) {
         close(fd);

@@ -19,8 +19,12 @@ int vt__err_prefix(int code, const char *fmt, ...) __attribute__((format(printf,
 #define VT_LOGE(...) vt_log(VT_LOG_ERROR, __VA_ARGS__)
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated past len). Refuses files larger
- * than max_bytes (0: no limit). */
+ * than max_bytes (0: no limit) and anything but a regular file; never blocks on opening (a FIFO
+ * is refused, not waited on). */
 int vt__read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *out_len);
+/* The same with flags: VT__READ_NOFOLLOW refuses a path whose last component is a symbolic link. */
+enum { VT__READ_NOFOLLOW = 1 };
+int vt__read_file_ex(const char *path, size_t max_bytes, int flags, uint8_t **out, size_t *out_len);
 /* Maps a regular file read-only (falling back to reading it into memory where mapping is not
  * possible; *mapped says which). An empty file gives *p = NULL, *len = 0. Release with
  * vt__unmap_file(p, len, mapped). */
