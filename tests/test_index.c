@@ -1037,7 +1037,6 @@ static void test_engine_rebuilds_cache(void **state) {
         assert_int_equal(vt_store_put_embedding(s, labels[i], "m", v + i * (size_t)d, d, 0), VT_OK);
     }
     assert_int_equal(vt_store_commit(s), VT_OK);
-    assert_int_equal(vt_store_meta_set(s, "embeddings.version.m", "7"), VT_OK);
     vt_engine_opts eo;
     vt_engine_opts_init(&eo);
     eo.model_name = "m";
@@ -1101,7 +1100,6 @@ static void test_engine_cache_follows_writes(void **state) {
         assert_int_equal(vt_store_put_embedding(s, labels[i], "m", v + i * (size_t)d, d, 0), VT_OK);
     }
     assert_int_equal(vt_store_commit(s), VT_OK);
-    assert_int_equal(vt_store_meta_set(s, "embeddings.version.m", "1"), VT_OK);
     vt_engine_opts eo;
     vt_engine_opts_init(&eo);
     eo.model_name = "m";

@@ -623,14 +623,6 @@ int vt_cmd_ingest(int argc, char **argv) {
         if (rc) code = cli_fail(rc, "pruning failed");
     }
 
-    /* Mark the embeddings as changed so that cached indexes are rebuilt (vt_engine_opts.index_cache). */
-    if (model_name && (embedded || imported || pruned)) {
-        char key[300], ver[64];
-        snprintf(key, sizeof key, "embeddings.version.%s", model_name);
-        snprintf(ver, sizeof ver, "%.6f-%ld", vt_now(), (long)getpid());
-        if (vt_store_meta_set(st, key, ver)) fprintf(stderr, "vitrine ingest: warning: %s\n", vt_errmsg());
-    }
-
 done_model:
     vt_model_free(model);
     free(todo);
