@@ -130,6 +130,8 @@ typedef struct vt_decode_opts {
                             input of size S pass min_long = S; for a stretched one min_short = S. */
     int fast;            /* nonzero: JPEG decode with libjpeg-turbo's fast integer IDCT (slightly
                             less exact, a few % faster); fine for network inputs */
+    size_t max_memory;   /* cap on libjpeg's working memory (the whole-image buffers of progressive
+                            JPEGs); 0: 6 bytes per allowed pixel + 8 MiB */
 } vt_decode_opts;
 
 #define VT_DEFAULT_MAX_PIXELS 100000000ull
