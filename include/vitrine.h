@@ -644,6 +644,19 @@ typedef struct vt_server_opts {
     int port;          /* default 8080; 0: any free port (see vt_server_port) */
     int threads;       /* worker threads (0: one per CPU) */
     size_t max_body;   /* request bodies above this get 413 (default 16 MiB) */
+    /* What clients can cost (0 in any field: its default, as vt_server_opts_init sets it). */
+    uint64_t max_upload_pixels; /* photo searches declaring more pixels get 413, checked from the
+                                   header before decoding (default 25 megapixels) */
+    int max_decodes;       /* photo searches decoded at once (default 2) */
+    int decode_wait_ms;    /* how long a photo search waits for its turn before 503 with
+                              Retry-After (default 1000; < 0: no wait) */
+    int max_conns;         /* connections at once (default 1024, lowered to fit ulimit -n) */
+    int max_conns_per_ip;  /* connections at once from one address (default 32) */
+    int request_timeout;   /* seconds a client has to send a whole request, headers and body,
+                              from connecting or from its previous request's end; then the
+                              connection is closed (default 10) */
+    size_t max_upload_memory; /* request-body bytes buffered at once over all connections;
+                                 bodies beyond get 503 with Retry-After (default 64 MiB) */
 } vt_server_opts;
 
 void vt_server_opts_init(vt_server_opts *o);
