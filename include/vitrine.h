@@ -647,9 +647,10 @@ typedef struct vt_server_opts {
     /* What clients can cost (0 in any field: its default, as vt_server_opts_init sets it). */
     uint64_t max_upload_pixels; /* photo searches declaring more pixels get 413, checked from the
                                    header before decoding (default 25 megapixels) */
-    int max_decodes;       /* photo searches decoded at once (default 2) */
+    int max_decodes;       /* photo searches decoded at once (default 2, or 1 with fewer than 4
+                              threads: a search holds a worker thread while it decodes) */
     int decode_wait_ms;    /* how long a photo search waits for its turn before 503 with
-                              Retry-After (default 1000; < 0: no wait) */
+                              Retry-After (default 250; < 0: no wait) */
     int max_conns;         /* connections at once (default 1024, lowered to fit ulimit -n) */
     int max_conns_per_ip;  /* connections at once from one address (default 32) */
     int request_timeout;   /* seconds a client has to send a whole request, headers and body,

@@ -187,12 +187,13 @@ struct vt__uploads {
     int slots, busy, wait_ms;
 };
 
-int vt__uploads_create(uint64_t max_pixels, int max_decodes, int wait_ms, vt__uploads **out) {
+int vt__uploads_create(uint64_t max_pixels, int max_decodes, int threads, int wait_ms, vt__uploads **out) {
     *out = NULL;
     vt__uploads *u = calloc(1, sizeof *u);
     if (!u) return vt__err(VT_ENOMEM, "out of memory");
     u->max_pixels = max_pixels ? max_pixels : VT_DEFAULT_MAX_UPLOAD_PIXELS;
-    u->slots = max_decodes > 0 ? max_decodes : VT_DEFAULT_MAX_DECODES;
+    if (threads <= 0) threads = vt_cpu_count();
+    u->slots = max_decodes > 0 ? max_decodes : threads >= 4 ? 2 : 1;
     u->wait_ms = wait_ms == 0 ? VT_DEFAULT_DECODE_WAIT_MS : wait_ms < 0 ? 0 : wait_ms;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);

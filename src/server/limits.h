@@ -8,8 +8,7 @@
 #include <pthread.h>
 
 #define VT_DEFAULT_MAX_UPLOAD_PIXELS 25000000ull
-#define VT_DEFAULT_MAX_DECODES 2
-#define VT_DEFAULT_DECODE_WAIT_MS 1000
+#define VT_DEFAULT_DECODE_WAIT_MS 250
 #define VT_DEFAULT_MAX_CONNS 1024
 #define VT_DEFAULT_MAX_CONNS_PER_IP 32
 #define VT_DEFAULT_REQUEST_TIMEOUT 10
@@ -59,9 +58,11 @@ void vt__budget_give(vt__budget *b, size_t n);
 
 typedef struct vt__uploads vt__uploads;
 
-/* max_pixels: larger uploads get 413; max_decodes: photo searches at once; wait_ms: how long a
- * search waits for its turn before 503 (0 values: the defaults above; wait_ms < 0: no wait). */
-int vt__uploads_create(uint64_t max_pixels, int max_decodes, int wait_ms, vt__uploads **out);
+/* max_pixels: larger uploads get 413; max_decodes: photo searches at once (0: 2, or 1 when the
+ * server has fewer than 4 worker threads, so that one is always left for other requests: a search
+ * holds its thread while it decodes); wait_ms: how long a search waits for its turn before 503
+ * (0: the default above; < 0: no wait). */
+int vt__uploads_create(uint64_t max_pixels, int max_decodes, int threads, int wait_ms, vt__uploads **out);
 void vt__uploads_free(vt__uploads *u);
 /* Admits a photo search of the encoded image `body`: 0 when admitted (call vt__uploads_done
  * after decoding); otherwise -1 with rs filled: 413 when the header declares more pixels than

@@ -40,7 +40,7 @@ void vt_server_opts_init(vt_server_opts *o) {
     o->port = 8080;
     o->max_body = 16u << 20;
     o->max_upload_pixels = VT_DEFAULT_MAX_UPLOAD_PIXELS;
-    o->max_decodes = VT_DEFAULT_MAX_DECODES;
+    o->max_decodes = 0; /* 2, or 1 with fewer than 4 threads */
     o->decode_wait_ms = VT_DEFAULT_DECODE_WAIT_MS;
     o->max_conns = VT_DEFAULT_MAX_CONNS;
     o->max_conns_per_ip = VT_DEFAULT_MAX_CONNS_PER_IP;
@@ -512,7 +512,7 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
     s->store = store;
     s->engine = engine;
     s->max_image_bytes = 64u << 20;
-    int rc = vt__uploads_create(o->max_upload_pixels, o->max_decodes, o->decode_wait_ms, &s->uploads);
+    int rc = vt__uploads_create(o->max_upload_pixels, o->max_decodes, o->threads, o->decode_wait_ms, &s->uploads);
     if (rc == 0) rc = compute_facets(s);
     if (rc == 0) rc = build_cache(s);
     if (rc == 0 && engine) {
