@@ -132,6 +132,8 @@ typedef struct vt_decode_opts {
                             input of size S pass min_long = S; for a stretched one min_short = S. */
     int fast;            /* nonzero: JPEG decode with libjpeg-turbo's fast integer IDCT (slightly
                             less exact, a few % faster); fine for network inputs */
+    size_t max_memory;   /* cap on libjpeg's working memory (the whole-image buffers of progressive
+                            JPEGs); 0: 6 bytes per allowed pixel + 8 MiB */
 } vt_decode_opts;
 
 #define VT_DEFAULT_MAX_PIXELS 100000000ull
@@ -683,6 +685,20 @@ typedef struct vt_server_opts {
     int port;          /* default 8080; 0: any free port (see vt_server_port) */
     int threads;       /* worker threads (0: one per CPU) */
     size_t max_body;   /* request bodies above this get 413 (default 16 MiB) */
+    /* What clients can cost (0 in any field: its default, as vt_server_opts_init sets it). */
+    uint64_t max_upload_pixels; /* photo searches declaring more pixels get 413, checked from the
+                                   header before decoding (default 25 megapixels) */
+    int max_decodes;       /* photo searches decoded at once (default 2, or 1 with fewer than 4
+                              threads: a search holds a worker thread while it decodes) */
+    int decode_wait_ms;    /* how long a photo search waits for its turn before 503 with
+                              Retry-After (default 250; < 0: no wait) */
+    int max_conns;         /* connections at once (default 1024, lowered to fit ulimit -n) */
+    int max_conns_per_ip;  /* connections at once from one address (default 32) */
+    int request_timeout;   /* seconds a client has to send a whole request, headers and body,
+                              from connecting or from its previous request's end; then the
+                              connection is closed (default 10) */
+    size_t max_upload_memory; /* request-body bytes buffered at once over all connections;
+                                 bodies beyond get 503 with Retry-After (default 64 MiB) */
 } vt_server_opts;
 
 void vt_server_opts_init(vt_server_opts *o);

@@ -516,6 +516,91 @@ static void test_huge_declared_dimensions(void **state) {
     free(j.buf);
 }
 
+/* A size x size RGB progressive JPEG; many_scans: a scan script of single-coefficient AC bands in
+ * three successive-approximation passes (570 scans, all valid), else libjpeg's simple progression. */
+static blob progressive_jpeg(int size, int many_scans) {
+    static jpeg_scan_info scans[600];
+    int n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        int ah = pass == 0 ? 0 : 3 - pass, al = 2 - pass;
+        scans[n++] = (jpeg_scan_info){3, {0, 1, 2, 0}, 0, 0, ah, al};
+        for (int c = 0; c < 3; c++)
+            for (int k = 1; k < 64; k++) scans[n++] = (jpeg_scan_info){1, {c, 0, 0, 0}, k, k, ah, al};
+    }
+    size_t npx = (size_t)size * size * 3;
+    uint8_t *px = malloc(npx);
+    assert_non_null(px);
+    for (size_t i = 0; i < npx; i++) px[i] = (uint8_t)(i * 7);
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    unsigned char *out = NULL;
+    unsigned long outlen = 0;
+    jpeg_mem_dest(&ci, &out, &outlen);
+    ci.image_width = ci.image_height = (JDIMENSION)size;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    if (many_scans) {
+        ci.scan_info = scans;
+        ci.num_scans = n;
+    } else {
+        jpeg_simple_progression(&ci);
+    }
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = px + (size_t)ci.next_scanline * size * 3;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    free(px);
+    blob b = {out, outlen};
+    return b;
+}
+
+/* Uploads are checked from the header alone; libjpeg's working memory and a progressive file's
+ * scan count are bounded. */
+static void test_upload_limits(void **state) {
+    (void)state;
+    blob p = huge_png(), j = huge_jpeg();
+    assert_int_equal(vt__image_check_pixels(p.buf, p.len, "up.png", 25000000), VT_ETOOBIG);
+    assert_non_null(strstr(vt_errmsg(), "60000x60000"));
+    assert_non_null(strstr(vt_errmsg(), "25.0 megapixels"));
+    assert_int_equal(vt__image_check_pixels(j.buf, j.len, "up.jpg", 25000000), VT_ETOOBIG);
+    assert_non_null(strstr(vt_errmsg(), "JPEG declares 60000x60000"));
+    uint8_t px[64 * 64 * 3];
+    memset(px, 120, sizeof px);
+    blob small = make_jpeg(px, 64, 64, 3, JCS_RGB, 90, NULL, 0);
+    assert_int_equal(vt__image_check_pixels(small.buf, small.len, "ok.jpg", 4096), VT_OK);
+    assert_int_equal(vt__image_check_pixels(small.buf, small.len, "big.jpg", 4095), VT_ETOOBIG);
+    /* what the header check cannot read passes: the decoder says what is wrong */
+    assert_int_equal(vt__image_check_pixels("not an image", 12, "x", 10), VT_OK);
+    assert_int_equal(vt__image_check_pixels(p.buf, 20, "cut.png", 10), VT_OK);
+
+    /* progressive: whole-image coefficient buffers (512x512 4:2:0 x 2 bytes = 768 KiB) count */
+    blob prog = progressive_jpeg(512, 0);
+    vt_image img;
+    vt_decode_opts tight = {.max_memory = 64 * 1024};
+    assert_int_equal(vt_image_decode(prog.buf, prog.len, "prog.jpg", &tight, &img), VT_ETOOBIG);
+    assert_non_null(strstr(vt_errmsg(), "memory limit of 65536 bytes"));
+    assert_null(img.data);
+    vt_decode_opts at_px = {.max_pixels = 512 * 512}; /* default memory limit: 6 bytes a pixel + 8 MiB */
+    assert_int_equal(vt_image_decode(prog.buf, prog.len, "prog.jpg", &at_px, &img), VT_OK);
+    assert_int_equal(img.width, 512);
+    vt_image_free(&img);
+
+    blob many = progressive_jpeg(64, 1);
+    assert_int_equal(vt_image_decode(many.buf, many.len, "scans.jpg", NULL, &img), VT_ECORRUPT);
+    assert_non_null(strstr(vt_errmsg(), "more than 500 scans"));
+    free(p.buf);
+    free(j.buf);
+    free(small.buf);
+    free(prog.buf);
+    free(many.buf);
+}
+
 /* ------------------------------------------------------------------ resize and fit */
 
 static void fill(vt_image *img, int w, int h, uint8_t r, uint8_t g, uint8_t b) {
@@ -729,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_webp),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_huge_declared_dimensions),
+        cmocka_unit_test(test_upload_limits),
         cmocka_unit_test(test_resize_constant),
         cmocka_unit_test(test_resize_mean_and_stripes),
         cmocka_unit_test(test_fit_letterbox),

@@ -9,7 +9,10 @@
 
 static void help(void) {
     printf("Usage: vitrine serve --db DB [--model MODEL.onnx | --model-name NAME] [--port P] [--host ADDR]\n"
-           "                     [--threads T] [--max-body BYTES] [--ef E] [--index-store f32|f16|i8]\n\n"
+           "                     [--threads T] [--max-body BYTES] [--ef E] [--index-store f32|f16|i8]\n"
+           "                     [--max-upload-pixels N] [--max-decodes N] [--decode-wait MS]\n"
+           "                     [--max-conns N] [--max-conns-per-ip N] [--request-timeout S]\n"
+           "                     [--max-upload-memory BYTES]\n\n"
            "Serves the catalog in DB over HTTP: the REST API (docs/API.md) for any e-commerce platform\n"
            "and a web page for browsing, similar items and photo search, at http://ADDR:P/.\n"
            "Similar items use the embeddings stored for the model; photo search needs the model file.\n"
@@ -32,6 +35,21 @@ static void help(void) {
            "      --index-store S    vectors in the index as f16 (default: half the memory of f32 and\n"
            "                         faster, recall@10 0.990 vs 0.993 for f32 on the 50,000-item\n"
            "                         benchmark), f32, or i8 (a quarter of the memory; recall@10 0.935)\n"
+           "\nLimits on what clients can cost (docs/API.md, \"Limits\"):\n"
+           "      --max-upload-pixels N  photo searches whose image declares more pixels get 413,\n"
+           "                         checked from the header before decoding (default 25000000)\n"
+           "      --max-decodes N    photo searches decoded at once (default 2, or 1 with fewer\n"
+           "                         than 4 threads: a search holds a worker thread while decoding)\n"
+           "      --decode-wait MS   how long a photo search waits for its turn before 503 with\n"
+           "                         Retry-After (default 250; 0: no wait)\n"
+           "      --max-conns N      connections at once (default 1024, lowered to fit ulimit -n)\n"
+           "      --max-conns-per-ip N  connections at once from one address; more are closed\n"
+           "                         on accept (default 32)\n"
+           "      --request-timeout S  seconds a client has to send a whole request (headers and\n"
+           "                         body) from connecting or from its previous request's end; then\n"
+           "                         the connection is closed (default 10)\n"
+           "      --max-upload-memory BYTES  request bodies buffered at once, all connections;\n"
+           "                         bodies beyond get 503 with Retry-After (default 64 MiB)\n"
            "  -h, --help             this text\n\n"
            "Stops cleanly on SIGINT or SIGTERM.\n");
 }
@@ -49,6 +67,10 @@ int vt_cmd_serve(int argc, char **argv) {
         {"host", required_argument, 0, 'H'},    {"threads", required_argument, 0, 't'},
         {"max-body", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'},
         {"ef", required_argument, 0, 'E'},      {"index-store", required_argument, 0, 'S'},
+        {"max-upload-pixels", required_argument, 0, 'P'}, {"max-decodes", required_argument, 0, 'D'},
+        {"decode-wait", required_argument, 0, 'W'}, {"max-conns", required_argument, 0, 'C'},
+        {"max-conns-per-ip", required_argument, 0, 'I'}, {"request-timeout", required_argument, 0, 'T'},
+        {"max-upload-memory", required_argument, 0, 'U'},
         {0, 0, 0, 0}};
     const char *db = NULL, *model = NULL, *model_name = NULL;
     int ef = 32; /* serving: recall@10 0.993 with 1.7x the search rate of ef 64 (docs/BENCHMARKS.md) */
@@ -82,6 +104,37 @@ int vt_cmd_serve(int argc, char **argv) {
             break;
         case 'S':
             if (cli_parse_store(optarg, &istore)) return cli_usage_error("serve", "--index-store must be f32, f16 or i8");
+            break;
+        case 'P':
+            if (cli_parse_int(optarg, 1, 1000000000L, &v))
+                return cli_usage_error("serve", "--max-upload-pixels must be 1..1000000000");
+            so.max_upload_pixels = (uint64_t)v;
+            break;
+        case 'D':
+            if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error("serve", "--max-decodes must be 1..1024");
+            so.max_decodes = (int)v;
+            break;
+        case 'W':
+            if (cli_parse_int(optarg, 0, 60000, &v)) return cli_usage_error("serve", "--decode-wait must be 0..60000");
+            so.decode_wait_ms = v ? (int)v : -1;
+            break;
+        case 'C':
+            if (cli_parse_int(optarg, 1, 1000000, &v)) return cli_usage_error("serve", "--max-conns must be 1..1000000");
+            so.max_conns = (int)v;
+            break;
+        case 'I':
+            if (cli_parse_int(optarg, 1, 1000000, &v))
+                return cli_usage_error("serve", "--max-conns-per-ip must be 1..1000000");
+            so.max_conns_per_ip = (int)v;
+            break;
+        case 'T':
+            if (cli_parse_int(optarg, 1, 3600, &v)) return cli_usage_error("serve", "--request-timeout must be 1..3600");
+            so.request_timeout = (int)v;
+            break;
+        case 'U':
+            if (cli_parse_int(optarg, 1024, 1L << 34, &v))
+                return cli_usage_error("serve", "--max-upload-memory must be 1024..17179869184");
+            so.max_upload_memory = (size_t)v;
             break;
         case 'h': help(); return VT_EXIT_OK;
         default: return cli_usage_error("serve", "unknown option");

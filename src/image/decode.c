@@ -5,6 +5,7 @@
 #include <jerror.h>
 #include <jpeglib.h>
 #include <png.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <string.h>
 #include <webp/decode.h>
@@ -129,8 +130,13 @@ static void jpeg_on_error(j_common_ptr ci) {
     int c = e->pub.msg_code;
     e->code = (c == JERR_INPUT_EOF || c == JERR_INPUT_EMPTY) ? VT_ETRUNCATED
               : (c == JERR_OUT_OF_MEMORY)                    ? VT_ENOMEM
+              : (c == JERR_NO_BACKING_STORE)                 ? VT_ETOOBIG
                                                              : VT_ECORRUPT;
-    e->pub.format_message(ci, e->msg);
+    if (c == JERR_NO_BACKING_STORE) /* libjpeg's words for "above max_memory_to_use" */
+        snprintf(e->msg, sizeof e->msg, "decoding needs more than the memory limit of %ld bytes",
+                 ci->mem->max_memory_to_use);
+    else
+        e->pub.format_message(ci, e->msg);
     longjmp(e->jb, 1);
 }
 
@@ -151,6 +157,31 @@ static void jpeg_on_message(j_common_ptr ci, int level) {
         char m[JMSG_LENGTH_MAX];
         e->pub.format_message(ci, m);
         VT_LOGD("jpeg: %s", m);
+    }
+}
+
+/* libjpeg's cap on its own working memory (max_memory_to_use): the whole-image coefficient
+ * buffers of progressive and multi-scan JPEGs are refused ("backing store not supported") above
+ * it. Default: 6 bytes per allowed pixel, what a 3-component progressive image at the pixel
+ * limit needs, so a file that declares few pixels cannot make libjpeg allocate for many. */
+static long jpeg_memory_limit(const vt_decode_opts *o) {
+    if (o && o->max_memory) return (long)VT_MIN(o->max_memory, (size_t)LONG_MAX);
+    uint64_t px = o && o->max_pixels ? o->max_pixels : VT_DEFAULT_MAX_PIXELS;
+    return (long)VT_MIN(px * 6 + (8u << 20), (uint64_t)LONG_MAX);
+}
+
+/* A progressive JPEG may hold any number of scans, each one a full pass over the image's
+ * coefficients: a few kilobytes of scans can cost minutes of CPU. More than VT_JPEG_MAX_SCANS
+ * (real encoders write at most a few dozen) is refused as corrupt. */
+#define VT_JPEG_MAX_SCANS 500
+static void jpeg_on_progress(j_common_ptr ci) {
+    if (!ci->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)ci;
+    if (d->input_scan_number > VT_JPEG_MAX_SCANS) {
+        jpeg_err *e = (jpeg_err *)ci->err;
+        e->code = VT_ECORRUPT;
+        snprintf(e->msg, sizeof e->msg, "more than %d scans", VT_JPEG_MAX_SCANS);
+        longjmp(e->jb, 1);
     }
 }
 
@@ -180,9 +211,14 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, const v
         jpeg_destroy_decompress(&ci);
         free(pixels);
         free(rowbuf);
-        return vt__err(err.code, "%s: %s JPEG: %s", name, err.code == VT_ETRUNCATED ? "truncated" : "corrupt", err.msg);
+        return vt__err(err.code, "%s: %s JPEG: %s", name,
+                       err.code == VT_ETRUNCATED ? "truncated" : err.code == VT_ETOOBIG ? "oversized" : "corrupt",
+                       err.msg);
     }
     jpeg_create_decompress(&ci);
+    ci.mem->max_memory_to_use = jpeg_memory_limit(o);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_on_progress};
+    ci.progress = &progress;
     jpeg_mem_src(&ci, buf, (unsigned long)len);
     jpeg_save_markers(&ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&ci, TRUE);
@@ -375,6 +411,63 @@ static int decode_webp(const uint8_t *buf, size_t len, const char *name, const v
     out->height = f.height;
     out->channels = 3;
     return VT_OK;
+}
+
+/* ------------------------------------------------------------------ header-only size check */
+
+/* Width and height from a JPEG's frame header (libjpeg reads the markers up to the first scan,
+ * no pixel data); 0 when the header does not parse. */
+static int jpeg_header_dims(const uint8_t *buf, size_t len, uint64_t *w, uint64_t *h) {
+    struct jpeg_decompress_struct ci;
+    jpeg_err err;
+    memset(&err, 0, sizeof err);
+    ci.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpeg_on_error;
+    err.pub.emit_message = jpeg_on_message;
+    if (setjmp(err.jb)) {
+        jpeg_destroy_decompress(&ci);
+        return 0;
+    }
+    jpeg_create_decompress(&ci);
+    ci.mem->max_memory_to_use = 16l << 20;
+    jpeg_mem_src(&ci, buf, (unsigned long)len);
+    jpeg_read_header(&ci, TRUE);
+    *w = ci.image_width;
+    *h = ci.image_height;
+    jpeg_destroy_decompress(&ci);
+    return 1;
+}
+
+int vt__image_check_pixels(const void *buf, size_t len, const char *name, uint64_t max_pixels) {
+    const uint8_t *p = buf;
+    uint64_t w = 0, h = 0;
+    const char *fmt = NULL;
+    if (!name) name = "image";
+    if (!buf) return VT_OK;
+    switch (vt_image_sniff(buf, len)) {
+    case VT_FMT_PNG: /* the IHDR chunk comes first: 8-byte signature, length, "IHDR", width, height */
+        if (len < 24 || memcmp(p + 12, "IHDR", 4) != 0) return VT_OK;
+        w = (uint64_t)p[16] << 24 | (uint64_t)p[17] << 16 | (uint64_t)p[18] << 8 | p[19];
+        h = (uint64_t)p[20] << 24 | (uint64_t)p[21] << 16 | (uint64_t)p[22] << 8 | p[23];
+        fmt = "PNG";
+        break;
+    case VT_FMT_WEBP: {
+        int iw, ih;
+        if (!WebPGetInfo(buf, len, &iw, &ih)) return VT_OK;
+        w = (uint64_t)iw;
+        h = (uint64_t)ih;
+        fmt = "WebP";
+        break;
+    }
+    case VT_FMT_JPEG:
+        if (!jpeg_header_dims(buf, len, &w, &h)) return VT_OK;
+        fmt = "JPEG";
+        break;
+    default: return VT_OK;
+    }
+    if (w == 0 || h == 0) return VT_OK; /* the decoder explains what is wrong */
+    vt_decode_opts o = {.max_pixels = max_pixels};
+    return check_dims(name, fmt, w, h, &o);
 }
 
 /* ------------------------------------------------------------------ entry points */

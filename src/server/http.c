@@ -1,5 +1,6 @@
 /* http.c: libmicrohttpd wrapper: thread pool, bounded bodies, one handler, JSON responses. */
 #include "server/http_internal.h"
+#include "server/limits.h"
 #include "core/internal.h"
 
 #include <microhttpd.h>
@@ -15,14 +16,17 @@ struct vt__http {
     void *app;
     size_t max_body;
     int port;
+    vt__watch *watch;  /* request read deadline */
+    vt__budget budget; /* request-body bytes buffered at once */
 };
 
 /* Per-request state, kept in libmicrohttpd's con_cls between calls. */
 typedef struct {
     uint8_t *body;
-    size_t len, cap;
+    size_t len, cap;   /* cap: charged to the body budget */
     int too_big;
     int answered; /* refused on the first call, before any body was read */
+    int busy;          /* the body budget was spent: 503 */
 } req_state;
 
 int vt__utf8_valid(const char *str, size_t n) {
@@ -129,6 +133,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, vt__http_resp *rs) {
     }
     MHD_add_response_header(r, "Content-Type", rs->content_type ? rs->content_type : "application/octet-stream");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (rs->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", rs->retry_after);
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
     if (rs->cache_control[0]) MHD_add_response_header(r, "Cache-Control", rs->cache_control);
     if (rs->allow) MHD_add_response_header(r, "Allow", rs->allow);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, r);
@@ -164,6 +173,37 @@ static int refuse_early(struct MHD_Connection *c, const char *url, const char *v
     return 0;
 }
 
+/* The read-deadline entry of a connection (NULL when it is not watched). */
+static vt__watch_conn *watch_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Makes room for `need` body bytes within the body budget (exactly `need` when it is the
+ * announced length). Sets st->busy when the budget is spent; VT_ENOMEM when malloc fails. */
+static int grow_body(vt__http *h, req_state *st, size_t need, int announced) {
+    int rc = vt__budget_grow(&h->budget, &st->body, &st->cap, need, announced ? need : 0, h->max_body);
+    if (rc == VT_ETOOBIG) st->busy = 1;
+    return rc;
+}
+
+static void free_body(vt__http *h, req_state *st) {
+    free(st->body);
+    st->body = NULL;
+    vt__budget_give(&h->budget, st->cap);
+    st->len = st->cap = 0;
+}
+
+/* 503 for a body that does not fit the budget of bodies buffered at once. */
+static enum MHD_Result busy_resp(struct MHD_Connection *c, vt__http *h, req_state *st) {
+    free_body(h, st);
+    vt__http_resp rs = {0};
+    vt__http_error(&rs, 503, "busy", "the server is receiving %zu bytes of uploads already, its limit; try again shortly",
+                   h->budget.limit);
+    rs.retry_after = 1;
+    return send_resp(c, &rs);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     vt__http *h = cls;
@@ -186,6 +226,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             st->too_big = st->answered = 1; /* any body is not kept */
             return send_resp(c, &rs);
         }
+        if (cl && grow_body(h, st, (size_t)strtoull(cl, NULL, 10), 1)) return busy_resp(c, h, st);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -193,41 +234,52 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (st->len + *upload_size > h->max_body) {
                 st->too_big = 1;
             } else {
-                if (st->len + *upload_size > st->cap) {
-                    size_t cap = VT_MAX(st->cap * 2, st->len + *upload_size);
-                    uint8_t *nb = realloc(st->body, cap);
-                    if (!nb) return MHD_NO;
-                    st->body = nb;
-                    st->cap = cap;
-                }
-                memcpy(st->body + st->len, upload, *upload_size);
-                st->len += *upload_size;
+                if (!st->busy && grow_body(h, st, st->len + *upload_size, 0) == VT_ENOMEM) return MHD_NO;
+                if (!st->busy) memcpy(st->body + st->len, upload, *upload_size);
+                st->len += *upload_size; /* counted when dropped too, for the size limit */
             }
         }
         *upload_size = 0;
         return MHD_YES;
     }
+    vt__watch_read_done(h->watch, watch_of(c));
     if (st->answered) return MHD_YES;
     vt__http_resp rs = {0};
     if (st->too_big) {
         vt__http_error(&rs, 413, "body_too_large", "request body is above the limit of %zu bytes", h->max_body);
+    } else if (st->busy) {
+        return busy_resp(c, h, st);
     } else {
         vt__http_req rq = {method, url, st->body, st->len, c};
         h->fn(h->app, &rq, &rs);
         if (!rs.body && !rs.status) vt__http_error(&rs, 500, "internal", "no response");
     }
+    free_body(h, st); /* not kept while the response goes out */
     return send_resp(c, &rs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
     (void)toe;
+    vt__http *h = cls;
     req_state *st = *con_cls;
     if (st) {
-        free(st->body);
+        free_body(h, st);
         free(st);
         *con_cls = NULL;
+    }
+    vt__watch_next(h->watch, watch_of(c));
+}
+
+/* Connections open and close: the read deadline watches each one from its start. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    vt__http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? vt__watch_open(h->watch, ci->connect_fd) : NULL;
+    } else {
+        vt__watch_close(h->watch, *socket_context);
+        *socket_context = NULL;
     }
 }
 
@@ -250,12 +302,22 @@ int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__h
     h->fn = fn;
     h->app = app;
     h->max_body = o && o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+    vt__budget_init(&h->budget, o ? o->max_upload_memory : 0);
+    int rc = vt__watch_start(o ? o->request_timeout : 0, &h->watch);
+    if (rc) {
+        vt__budget_destroy(&h->budget);
+        free(h);
+        return rc;
+    }
+    unsigned per_ip = o && o->max_conns_per_ip > 0 ? (unsigned)o->max_conns_per_ip : VT_DEFAULT_MAX_CONNS_PER_IP;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     const char *host = o && o->host ? o->host : "127.0.0.1";
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        vt__watch_stop(h->watch);
+        vt__budget_destroy(&h->budget);
         free(h);
         return vt__err(VT_EINVAL, "http: '%s' is not an IPv4 address", host);
     }
@@ -264,10 +326,13 @@ int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__h
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL)) flags |= MHD_USE_EPOLL;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                            on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)4096, MHD_OPTION_END);
+                            vt__conn_limit(o ? o->max_conns : 0), MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     if (!h->d) {
+        vt__watch_stop(h->watch);
+        vt__budget_destroy(&h->budget);
         free(h);
         return vt__err(VT_EIO, "http: cannot listen on %s:%d (in use, or not allowed)", host, port);
     }
@@ -282,5 +347,7 @@ int vt__http_port(const vt__http *h) { return h ? h->port : 0; }
 void vt__http_stop(vt__http *h) {
     if (!h) return;
     MHD_stop_daemon(h->d);
+    vt__watch_stop(h->watch);
+    vt__budget_destroy(&h->budget);
     free(h);
 }

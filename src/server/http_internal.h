@@ -23,6 +23,7 @@ typedef struct vt__http_resp {
     int body_static;
     char cache_control[64]; /* optional Cache-Control value */
     const char *allow;    /* optional Allow value (static), sent with 405 answers */
+    int retry_after;        /* > 0: a Retry-After header of that many seconds */
 } vt__http_resp;
 
 /* Fills `rs` for request `rq`. Runs on the server's worker threads, concurrently. */
@@ -33,6 +34,11 @@ typedef struct vt__http_opts {
     int port;             /* 0: any free port (see vt__http_port) */
     int threads;          /* worker threads (0: CPUs) */
     size_t max_body;      /* larger request bodies get 413 (0: 16 MiB) */
+    /* Limits on what clients can hold (server/limits.h; 0: the defaults there). */
+    int max_conns;        /* connections at once (lowered to fit the open-file limit) */
+    int max_conns_per_ip; /* connections at once from one address; more are closed at accept */
+    int request_timeout;  /* seconds to read a whole request, headers and body */
+    size_t max_upload_memory; /* request-body bytes buffered at once, all connections; 503 beyond */
 } vt__http_opts;
 
 int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__http **out);

@@ -3,6 +3,7 @@
 #include "server/assets.h"
 #include "server/http_internal.h"
 #include "server/image_file.h"
+#include "server/limits.h"
 
 #include <string.h>
 #include <strings.h>
@@ -35,6 +36,7 @@ struct vt_server {
     vt_fields *fields;  /* what filters may name */
     int store_fault;    /* set (atomically) once a store read failed: /healthz says 503 */
     size_t relative_images; /* items whose photo path is relative */
+    vt__uploads *uploads; /* photo-search admission: pixel limit, decodes at once */
 };
 
 void vt_server_opts_init(vt_server_opts *o) {
@@ -42,6 +44,13 @@ void vt_server_opts_init(vt_server_opts *o) {
     o->host = "127.0.0.1";
     o->port = 8080;
     o->max_body = 16u << 20;
+    o->max_upload_pixels = VT_DEFAULT_MAX_UPLOAD_PIXELS;
+    o->max_decodes = 0; /* 2, or 1 with fewer than 4 threads */
+    o->decode_wait_ms = VT_DEFAULT_DECODE_WAIT_MS;
+    o->max_conns = VT_DEFAULT_MAX_CONNS;
+    o->max_conns_per_ip = VT_DEFAULT_MAX_CONNS_PER_IP;
+    o->request_timeout = VT_DEFAULT_REQUEST_TIMEOUT;
+    o->max_upload_memory = VT_DEFAULT_MAX_UPLOAD_MEMORY;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -381,12 +390,15 @@ static void route_search(vt_server *s, const vt__http_req *rq, vt__http_resp *rs
     if (query_int(rq, rs, "k", 1, 1000, &k)) return;
     if (!rq->body_len) return vt__http_error(rs, 400, "bad_request", "send the photo's bytes as the request body");
     if (!s->engine) return vt__http_error(rs, 503, "unavailable", "no embeddings: run vitrine ingest with a model");
+    /* 413 above the upload pixel limit (from the header), 503 when the decodes at once stay busy */
+    if (vt__uploads_admit(s->uploads, rq->body, rq->body_len, rs)) return;
     vt_filter *f;
-    if (query_filter(s, rq, rs, search_params, &f)) return;
+    if (query_filter(s, rq, rs, search_params, &f)) return vt__uploads_done(s->uploads);
     vt_hit *hits = malloc(sizeof *hits * (size_t)k);
     int n = 0;
     int rc = hits ? vt_engine_search_image(s->engine, rq->body, rq->body_len, "uploaded photo", (int)k, f, hits, &n)
                   : VT_ENOMEM;
+    vt__uploads_done(s->uploads);
     vt_filter_free(f);
     if (rc) {
         free(hits);
@@ -576,7 +588,8 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
     s->store = store;
     s->engine = engine;
     s->max_image_bytes = 64u << 20;
-    int rc = compute_facets(s);
+    int rc = vt__uploads_create(o->max_upload_pixels, o->max_decodes, o->threads, o->decode_wait_ms, &s->uploads);
+    if (rc == 0) rc = compute_facets(s);
     if (rc == 0) rc = build_cache(s);
     if (rc == 0) rc = vt_fields_load(store, &s->fields);
     if (rc == 0 && s->relative_images) {
@@ -592,12 +605,15 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
         if (!s->model_json) rc = vt__err(VT_ENOMEM, "out of memory");
     }
     if (rc == 0) {
-        vt__http_opts ho = {.host = o->host, .port = o->port, .threads = o->threads, .max_body = o->max_body};
+        vt__http_opts ho = {.host = o->host, .port = o->port, .threads = o->threads, .max_body = o->max_body,
+                            .max_conns = o->max_conns, .max_conns_per_ip = o->max_conns_per_ip,
+                            .request_timeout = o->request_timeout, .max_upload_memory = o->max_upload_memory};
         rc = vt__http_start(&ho, handler, s, &s->http);
     }
     if (rc) {
         free_cache(s);
         free(s->facets);
+        vt__uploads_free(s->uploads);
         free(s);
         return rc;
     }
@@ -612,5 +628,6 @@ void vt_server_stop(vt_server *s) {
     vt__http_stop(s->http);
     free_cache(s);
     free(s->facets);
+    vt__uploads_free(s->uploads);
     free(s);
 }
