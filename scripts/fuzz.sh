@@ -19,7 +19,9 @@ mkdir -p "$corpus" fuzz/artifacts
 if [ -z "$(ls -A "$corpus")" ] && [ -x fuzz/seed-$target.sh ]; then
   fuzz/seed-$target.sh "$corpus" "$data"
 fi
-if [ -d fuzz/seeds/$target ]; then cp -n fuzz/seeds/$target/* "$corpus/"; fi
+for f in fuzz/seeds/"$target"/*; do
+  if [ -f "$f" ] && [ ! -e "$corpus/${f##*/}" ]; then cp "$f" "$corpus/"; fi
+done
 echo "fuzz: running $target for $secs s (corpus $corpus)"
 exec build-fuzz/$target "$corpus" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 \
   -timeout=10 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
