@@ -340,6 +340,50 @@ static void test_embeddings(void **st) {
     vt_store_close(s);
 }
 
+/* Counts the embeddings foreach hands over; a vector whose dim runs past its blob fails the test. */
+static int dim_cb(int64_t label, const float *v, int dim, uint64_t hash, void *user) {
+    (void)label, (void)v, (void)hash;
+    assert_true(dim > 0 && dim <= 4);
+    ++*(int *)user;
+    return 0;
+}
+
+/* A store file whose embeddings table was edited behind the CHECK constraints: dims whose size in
+ * bytes overflows an int, negative, or past 32 bits, each with a one-float blob. */
+static void test_embedding_dim_corrupt(void **st) {
+    (void)st;
+    const long long dims[] = {1073741825LL, -1073741823LL, 4294967297LL, 2147483647LL};
+    for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+        vt_store *s = open_new("dim.db");
+        int64_t l1 = put(s, "a", NULL), l2 = put(s, "b", NULL);
+        float v[1] = {1.5f}, w[1] = {2.5f};
+        assert_int_equal(vt_store_put_embedding(s, l1, "m", v, 1, 0), 0);
+        assert_int_equal(vt_store_put_embedding(s, l2, "m", w, 1, 0), 0);
+        vt_store_close(s);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(tu_path("dim.db"), &db), SQLITE_OK);
+        char sql[200];
+        printf("dim %lld\n", dims[k]);
+        snprintf(sql, sizeof sql, "PRAGMA ignore_check_constraints = ON; UPDATE embeddings SET dim = %lld WHERE label = %lld",
+                 dims[k], (long long)l1);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_changes(db), 1);
+        sqlite3_close(db);
+        assert_int_equal(vt_store_open(tu_path("dim.db"), 0, &s), 0);
+        float out[4] = {0};
+        int dim = 0, n = 0;
+        assert_int_equal(vt_store_foreach_embedding(s, "m", dim_cb, &n), VT_ECORRUPT);
+        assert_int_equal(n, 0); /* l1 comes first and stops the walk */
+        assert_int_equal(vt_store_get_embedding(s, l1, "m", out, 4, &dim, NULL), VT_ECORRUPT);
+        assert_int_equal(vt_store_embedding_info(s, l1, "m", &dim, NULL), VT_ECORRUPT);
+        /* the intact row still reads */
+        assert_int_equal(vt_store_get_embedding(s, l2, "m", out, 4, &dim, NULL), 0);
+        assert_int_equal(dim, 1);
+        assert_true(out[0] == w[0]);
+        vt_store_close(s);
+    }
+}
+
 static void test_batches_and_meta(void **st) {
     (void)st;
     vt_store *s = open_new("b.db");
@@ -743,6 +787,7 @@ int main(void) {
         cmocka_unit_test(test_crash_random_moments),
         cmocka_unit_test(test_reader_isolation),
         cmocka_unit_test(test_fast_reads),
+        cmocka_unit_test(test_embedding_dim_corrupt),
         cmocka_unit_test(test_threads_share_a_handle),
         cmocka_unit_test(test_concurrent_create),
     };

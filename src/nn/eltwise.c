@@ -35,6 +35,20 @@ static inline __m256 silu8(__m256 v) {
     return _mm256_mul_ps(v, r);
 }
 
+/* x[i] = silu(x[i]) for i < n, one thread. A function of its own that takes no vector argument:
+ * clang outlines the OpenMP loop below into a function without this file's target attribute, and
+ * AVX code or __m256 arguments there would not build (nor would silu8 inline into it). */
+static void silu_block(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, silu8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float t[8] = {0};
+        for (size_t j = i; j < n; j++) t[j - i] = x[j];
+        _mm256_storeu_ps(t, silu8(_mm256_loadu_ps(t)));
+        for (size_t j = i; j < n; j++) x[j] = t[j - i];
+    }
+}
+
 /* Contract: x[i] = x[i] * sigmoid(x[i]) for i < n, in place, on the current OpenMP threads. */
 void vt__silu_inplace(float *x, size_t n) {
     const size_t blk = 4096;
@@ -42,13 +56,7 @@ void vt__silu_inplace(float *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < nb; b++) {
         size_t i = b * blk, end = i + blk < n ? i + blk : n;
-        for (; i + 8 <= end; i += 8) _mm256_storeu_ps(x + i, silu8(_mm256_loadu_ps(x + i)));
-        if (i < end) {
-            float t[8] = {0};
-            for (size_t j = i; j < end; j++) t[j - i] = x[j];
-            _mm256_storeu_ps(t, silu8(_mm256_loadu_ps(t)));
-            for (size_t j = i; j < end; j++) x[j] = t[j - i];
-        }
+        silu_block(x + i, end - i);
     }
 }
 

@@ -63,6 +63,7 @@ typedef struct {
     int64_t nparams;        /* elements over all initializers */
     int release_weights;    /* plans may free initializers they have copied (convolution weights) */
     int weights_released;   /* some were freed: a new plan needs the graph re-read */
+    int *vindex, vindexcap; /* hash of value names: value index + 1 per slot, 0 empty (onnx.c) */
 } nn_graph;
 
 /* Parses an ONNX ModelProto from memory. `name` is used in messages. */

@@ -38,7 +38,8 @@ static const char *dtype_name(int dt) {
 }
 
 /* Contract: converts TensorProto `t` to a malloc'd float (NN_FLOAT) or int64 (NN_INT64, from any
- * integer or bool type) array. Checks every length against the declared dims; refuses external
+ * integer or bool type) array. Checks every length against the declared dims before allocating
+ * anything of their size; refuses external
  * data, strings, doubles and half floats with VT_EUNSUPPORTED naming `what`. */
 int vt__nn_tensor_from_proto(const Onnx__TensorProto *t, const char *what, int *dtype, int *rank,
                              int64_t dims[NN_MAXR], void **data, size_t *nelem, int steal) {
@@ -74,14 +75,20 @@ int vt__nn_tensor_from_proto(const Onnx__TensorProto *t, const char *what, int *
         *nelem = n;
         return 0;
     }
+    /* the stored data must match the shape before anything of the shape's size is allocated: a
+     * corrupt file may declare 2^34 elements and hold a few bytes */
+    int use_raw = t->has_raw_data && (t->raw_data.len || n == 0);
+    size_t stored = use_raw ? t->raw_data.len
+                    : is_float ? t->n_float_data
+                    : dt == NN_INT64 ? t->n_int64_data
+                    : t->n_int32_data;
+    if (use_raw && stored != n * (size_t)es)
+        return vt__err(VT_ECORRUPT, "tensor '%s' holds %zu bytes of data, its shape needs %zu", what, stored,
+                       n * (size_t)es);
+    if (!use_raw && stored != n) goto badlen;
     void *buf = malloc(n ? n * outsz : outsz);
     if (!buf) return vt__err(VT_ENOMEM, "tensor '%s': out of memory", what);
-    if (t->has_raw_data && (t->raw_data.len || n == 0)) {
-        if (t->raw_data.len != n * (size_t)es) {
-            free(buf);
-            return vt__err(VT_ECORRUPT, "tensor '%s' holds %zu bytes of data, its shape needs %zu", what,
-                           t->raw_data.len, n * (size_t)es);
-        }
+    if (use_raw) {
         const uint8_t *r = t->raw_data.data;
         if ((is_float || dt == NN_INT64) && n) memcpy(buf, r, n * outsz);
         else {
@@ -98,13 +105,10 @@ int vt__nn_tensor_from_proto(const Onnx__TensorProto *t, const char *what, int *
             }
         }
     } else if (is_float) {
-        if (t->n_float_data != n) goto badlen;
         if (n) memcpy(buf, t->float_data, n * 4);
     } else if (dt == NN_INT64) {
-        if (t->n_int64_data != n) goto badlen;
         if (n) memcpy(buf, t->int64_data, n * 8);
     } else {
-        if (t->n_int32_data != n) goto badlen;
         int64_t *o = buf;
         for (size_t i = 0; i < n; i++) o[i] = t->int32_data[i];
     }
@@ -113,14 +117,53 @@ int vt__nn_tensor_from_proto(const Onnx__TensorProto *t, const char *what, int *
     *nelem = n;
     return 0;
 badlen:
-    free(buf);
     return vt__err(VT_ECORRUPT, "tensor '%s': number of stored values does not match its shape", what);
 }
 
+static uint32_t name_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Contract: the index of the first value named `name`, or -1; constant time on average through
+ * g->vindex (a linear search when the graph has no index). */
 int vt__nn_find_value(const nn_graph *g, const char *name) {
-    for (int i = 0; i < g->nvals; i++)
-        if (g->vals[i].name && !strcmp(g->vals[i].name, name)) return i;
-    return -1;
+    if (!g->vindex) {
+        for (int i = 0; i < g->nvals; i++)
+            if (g->vals[i].name && !strcmp(g->vals[i].name, name)) return i;
+        return -1;
+    }
+    unsigned mask = (unsigned)g->vindexcap - 1;
+    for (unsigned h = name_hash(name) & mask;; h = (h + 1) & mask) {
+        int v = g->vindex[h] - 1;
+        if (v < 0) return -1;
+        if (!strcmp(g->vals[v].name, name)) return v;
+    }
+}
+
+/* Enters value vi in the name index unless a value of that name is there already (the first
+ * one keeps the name), growing the table to keep it at most half full. 0 or -1 (out of memory). */
+static int index_value(nn_graph *g, int vi) {
+    if (2 * (g->nvals + 1) > g->vindexcap) {
+        int nc = g->vindexcap ? g->vindexcap * 2 : 128;
+        int *t = calloc((size_t)nc, sizeof *t);
+        if (!t) return -1;
+        free(g->vindex);
+        g->vindex = t;
+        g->vindexcap = nc;
+        for (int i = 0; i < g->nvals; i++)
+            if (i != vi && index_value(g, i)) return -1; /* cannot fail: no growth */
+    }
+    unsigned mask = (unsigned)g->vindexcap - 1;
+    for (unsigned h = name_hash(g->vals[vi].name) & mask;; h = (h + 1) & mask) {
+        int v = g->vindex[h] - 1;
+        if (v < 0) {
+            g->vindex[h] = vi + 1;
+            return 0;
+        }
+        if (v == vi || !strcmp(g->vals[v].name, g->vals[vi].name)) return 0;
+    }
 }
 
 static int add_value(nn_graph *g, const char *name) {
@@ -137,6 +180,10 @@ static int add_value(nn_graph *g, const char *name) {
     if (!v->name) return -1;
     v->rank = -1;
     v->producer = -1;
+    if (index_value(g, g->nvals)) {
+        free(v->name);
+        return -1;
+    }
     return g->nvals++;
 }
 
@@ -194,6 +241,7 @@ void vt__nn_graph_free(nn_graph *g) {
     free(g->meta_keys);
     free(g->meta_vals);
     free(g->producer);
+    free(g->vindex);
     free(g);
 }
 
@@ -287,12 +335,17 @@ static int build_nodes(nn_graph *g, const Onnx__GraphProto *gp) {
             g->vals[vi].producer = (int)k; /* proto index for now */
         }
     }
-    /* Kahn's algorithm over proto node indices, with input value indices resolved once. */
+    /* Kahn's algorithm over proto node indices, with input value indices resolved once: indeg[k]
+     * counts node k's inputs that some node produces; cons lists, per producing node, the nodes
+     * that read one of its outputs (once per such input, CSR layout from cstart). */
+    size_t nedges = 0;
+    for (size_t k = 0; k < nn; k++) nedges += gp->node[k]->n_input;
     int *indeg = calloc(nn + 1, sizeof *indeg), *order = malloc((nn + 1) * sizeof *order);
-    int *done = calloc(nn + 1, sizeof *done);
+    int *cstart = calloc(nn + 2, sizeof *cstart), *cons = malloc((nedges + 1) * sizeof *cons);
+    int *ready = malloc((nn + 1) * sizeof *ready);
     int **inidx = calloc(nn + 1, sizeof *inidx);
     int rc = 0;
-    if (!indeg || !order || !done || !inidx) rc = vt__err(VT_ENOMEM, "out of memory");
+    if (!indeg || !order || !cstart || !cons || !ready || !inidx) rc = vt__err(VT_ENOMEM, "out of memory");
     for (size_t k = 0; k < nn && !rc; k++) {
         const Onnx__NodeProto *np = gp->node[k];
         inidx[k] = malloc((np->n_input + 1) * sizeof(int));
@@ -310,32 +363,49 @@ static int build_nodes(nn_graph *g, const Onnx__GraphProto *gp) {
                 break;
             }
             inidx[k][i] = vi;
-            if (g->vals[vi].producer >= 0) indeg[k]++;
-        }
-    }
-    int norder = 0;
-    /* Repeatedly take ready nodes in file order (one pass when the file is already sorted). */
-    while (!rc && norder < (int)nn) {
-        int progressed = 0;
-        for (size_t k = 0; k < nn; k++) {
-            if (done[k] || indeg[k]) continue;
-            done[k] = 1;
-            order[norder++] = (int)k;
-            progressed = 1;
-            for (size_t j = 0; j < nn; j++) {
-                if (done[j]) continue;
-                const Onnx__NodeProto *nj = gp->node[j];
-                for (size_t i = 0; i < nj->n_input; i++)
-                    if (inidx[j][i] >= 0 && g->vals[inidx[j][i]].producer == (int)k) indeg[j]--;
+            if (g->vals[vi].producer >= 0) {
+                indeg[k]++;
+                cstart[g->vals[vi].producer + 1]++;
             }
         }
-        if (!progressed) rc = vt__err(VT_ECORRUPT, "the graph has a cycle");
+    }
+    if (!rc) {
+        for (size_t k = 0; k < nn; k++) cstart[k + 1] += cstart[k];
+        int *fill = ready; /* borrowed as the fill position per producer until the sort starts */
+        for (size_t k = 0; k < nn; k++) fill[k] = cstart[k];
+        for (size_t k = 0; k < nn; k++)
+            for (size_t i = 0; i < gp->node[k]->n_input; i++) {
+                int vi = inidx[k][i];
+                if (vi >= 0 && g->vals[vi].producer >= 0) cons[fill[g->vals[vi].producer]++] = (int)k;
+            }
+        /* Nodes are taken in file order while they are ready, so a sorted file keeps its order;
+         * a node that becomes ready behind that cursor is queued and taken next. */
+        int norder = 0, head = 0, tail = 0;
+        for (size_t cur = 0; cur < nn; cur++) {
+            if (indeg[cur]) continue; /* not ready yet: taken from the queue later */
+            indeg[cur] = -1;
+            ready[tail++] = (int)cur;
+            while (head < tail) {
+                int k = ready[head++];
+                order[norder++] = k;
+                for (int e = cstart[k]; e < cstart[k + 1]; e++) {
+                    int j = cons[e];
+                    if (--indeg[j] == 0 && (size_t)j < cur) {
+                        indeg[j] = -1;
+                        ready[tail++] = j;
+                    }
+                }
+            }
+        }
+        if (norder < (int)nn) rc = vt__err(VT_ECORRUPT, "the graph has a cycle");
     }
     if (inidx)
         for (size_t k = 0; k < nn; k++) free(inidx[k]);
     free(inidx);
     free(indeg);
-    free(done);
+    free(cstart);
+    free(cons);
+    free(ready);
     if (rc) {
         free(order);
         return rc;

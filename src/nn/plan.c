@@ -2085,6 +2085,17 @@ static int plan_node(bctx *b, int ni) {
     return plan_misc(b, ni);
 }
 
+/* A tensor to place in the arena: its first use and its index. */
+typedef struct {
+    int first, t;
+} tuse;
+
+static int tuse_cmp(const void *a, const void *b) {
+    const tuse *x = a, *y = b;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
 /* Contract: assigns every runtime tensor an offset in one arena so that tensors whose live step
  * ranges overlap never share bytes (first fit over the live blocks); pinned tensors live to the end. */
 static int plan_memory(nn_plan *p) {
@@ -2110,8 +2121,13 @@ static int plan_memory(nn_plan *p) {
             p->t[r].pinned = 1;
         }
     }
-    int *order = malloc((size_t)(p->nt + 1) * sizeof *order), no = 0;
-    if (!order) return vt__err(VT_ENOMEM, "out of memory");
+    tuse *order = malloc((size_t)(p->nt + 1) * sizeof *order);
+    int *active = malloc((size_t)(p->nt + 1) * sizeof *active), no = 0, na = 0;
+    if (!order || !active) {
+        free(order);
+        free(active);
+        return vt__err(VT_ENOMEM, "out of memory");
+    }
     for (int i = 0; i < p->nt; i++) {
         nn_tensor *t = &p->t[i];
         if (t->is_const || t->alias >= 0) continue;
@@ -2120,27 +2136,31 @@ static int plan_memory(nn_plan *p) {
             t->last = p->nsteps;
         }
         if (t->first < 0) t->first = t->last = 0; /* unused but reachable: give it a slot */
-        order[no++] = i;
+        order[no++] = (tuse){t->first, i};
     }
-    /* sort by first use (insertion sort; plans have at most a few thousand tensors) */
-    for (int i = 1; i < no; i++) {
-        int v = order[i], j = i - 1;
-        while (j >= 0 && p->t[order[j]].first > p->t[v].first) order[j + 1] = order[j], j--;
-        order[j + 1] = v;
-    }
+    /* by first use, then tensor index */
+    qsort(order, (size_t)no, sizeof *order, tuse_cmp);
+    /* First fit among the tensors still live when this one starts: in order of first use, one
+     * whose last use is before this one's first is dead for every later tensor too, so `active`
+     * keeps only those that may clash (the same offsets as trying all placed tensors, in linear
+     * time for a chain of any length). */
     size_t top = 0;
     for (int i = 0; i < no; i++) {
-        nn_tensor *t = &p->t[order[i]];
+        nn_tensor *t = &p->t[order[i].t];
         size_t sz = (t->bytes + 63) & ~(size_t)63;
         if (!sz) sz = 64;
+        int keep = 0;
+        for (int j = 0; j < na; j++)
+            if (p->t[active[j]].last >= t->first) active[keep++] = active[j];
+        na = keep;
         size_t off = 0;
         for (;;) {
             int clash = 0;
-            for (int j = 0; j < i; j++) {
-                nn_tensor *u = &p->t[order[j]];
+            for (int j = 0; j < na; j++) {
+                nn_tensor *u = &p->t[active[j]];
                 size_t usz = (u->bytes + 63) & ~(size_t)63;
                 if (!usz) usz = 64;
-                if (u->last < t->first || u->first > t->last) continue;
+                if (u->first > t->last) continue;
                 if (off < u->off + usz && u->off < off + sz) {
                     off = u->off + usz;
                     clash = 1;
@@ -2150,7 +2170,9 @@ static int plan_memory(nn_plan *p) {
         }
         t->off = off;
         if (off + sz > top) top = off + sz;
+        active[na++] = order[i].t;
     }
+    free(active);
     free(order);
     p->arena_bytes = top;
     if (posix_memalign((void **)&p->arena, 64, top ? top : 64)) return vt__err(VT_ENOMEM, "out of memory (arena of %zu bytes)", top);

@@ -78,13 +78,37 @@ static inline void wtrans8(const __m256 g[9], __m256 u[36]) {
     }
 }
 
+/* Transforms the weights of the 8 output channels of block ob into k->u (see
+ * vt__wino_set_weights). The OpenMP loops of this file call helpers like this one that take no
+ * vector argument: clang outlines a parallel loop into a function without the file's target
+ * attribute, where AVX code would not build. */
+static void wtrans_block(nn_wino *k, const float *w, int transposed, int ob) {
+    int np = k->oc / 16, ic = k->ic, oc = k->oc;
+    /* lanes are 8 consecutive output channels: gathered from w, stored contiguously in u */
+    __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                      _mm256_set1_epi32(transposed ? 9 : ic * 9));
+    for (int i = 0; i < ic; i++) {
+        __m256 g[9], u[36];
+        if (transposed) {
+            const float *b = w + ((size_t)i * oc + (size_t)ob * 8) * 9;
+            for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + 8 - j, step, 4);
+        } else {
+            const float *b = w + ((size_t)ob * 8 * ic + i) * 9;
+            for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + j, step, 4);
+        }
+        wtrans8(g, u);
+        float *dst = k->u + ((size_t)(ob / 2) * ic + i) * 16 + (ob % 2) * 8;
+        for (int a = 0; a < NA; a++) _mm256_storeu_ps(dst + (size_t)a * np * ic * 16, u[a]);
+    }
+}
+
 /* Contract: transforms 3x3 weights w and copies bias (NULL: zeros). w is OIHW, oc x ic x 3 x 3;
  * with `transposed`, w is the forward weights of the convolution this one is the data gradient
  * of (ic x oc x 3 x 3, input and output swapped), used rotated by 180 degrees. With `keep`, a
  * copy of w is kept and weights equal to the last ones kept are not transformed again (training
  * sets them before every pass; a plan sets them once and keeps no copy). */
 void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int transposed, int keep) {
-    int np = k->oc / 16, ic = k->ic, oc = k->oc;
+    int ic = k->ic, oc = k->oc;
     size_t wn = (size_t)ic * oc * 9;
     if (bias) memcpy(k->bias, bias, (size_t)oc * 4);
     else memset(k->bias, 0, (size_t)oc * 4);
@@ -94,24 +118,8 @@ void vt__wino_set_weights(nn_wino *k, const float *w, const float *bias, int tra
         memcpy(k->wlast, w, wn * 4);
         k->wlast_t = transposed;
     }
-    /* lanes are 8 consecutive output channels: gathered from w, stored contiguously in u */
-    __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                      _mm256_set1_epi32(transposed ? 9 : ic * 9));
 #pragma omp parallel for schedule(static)
-    for (int ob = 0; ob < oc / 8; ob++)
-        for (int i = 0; i < ic; i++) {
-            __m256 g[9], u[36];
-            if (transposed) {
-                const float *b = w + ((size_t)i * oc + (size_t)ob * 8) * 9;
-                for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + 8 - j, step, 4);
-            } else {
-                const float *b = w + ((size_t)ob * 8 * ic + i) * 9;
-                for (int j = 0; j < 9; j++) g[j] = _mm256_i32gather_ps(b + j, step, 4);
-            }
-            wtrans8(g, u);
-            float *dst = k->u + ((size_t)(ob / 2) * ic + i) * 16 + (ob % 2) * 8;
-            for (int a = 0; a < NA; a++) _mm256_storeu_ps(dst + (size_t)a * np * ic * 16, u[a]);
-        }
+    for (int ob = 0; ob < oc / 8; ob++) wtrans_block(k, w, transposed, ob);
 }
 
 void vt__wino_free(nn_wino *k) {
@@ -363,6 +371,43 @@ static void gemm_w(const nn_wino *k, const float *v, const float *d, int xi, int
     else mk_rows(rows, 1, tcur, A, 1, (size_t)k->oc, B, (size_t)k->ic, C, (size_t)k->ic);
 }
 
+/* dw[o][i0..i0+8) (OIHW) = G^T m G from the transformed-domain gradient k->macc. */
+static void dw_block(const nn_wino *k, int o, int i0, float *dw) {
+    const __m256 q = _mm256_set1_ps(1.f / 4), s6 = _mm256_set1_ps(1.f / 6), s12 = _mm256_set1_ps(1.f / 12),
+                 s24 = _mm256_set1_ps(1.f / 24);
+    __m256 m[6][6], r[3][6];
+    for (int a = 0; a < NA; a++) m[a / 6][a % 6] = _mm256_loadu_ps(k->macc + ((size_t)a * k->oc + o) * k->ic + i0);
+    /* G^T: r[p] = sum over a of G[a][p] m[a] */
+    for (int b = 0; b < 6; b++) {
+        __m256 s14 = _mm256_add_ps(m[1][b], m[2][b]), d12 = _mm256_sub_ps(m[2][b], m[1][b]);
+        __m256 s34 = _mm256_add_ps(m[3][b], m[4][b]), d34 = _mm256_sub_ps(m[3][b], m[4][b]);
+        r[0][b] = _mm256_fmadd_ps(q, m[0][b], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14)));
+        r[1][b] = _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34));
+        r[2][b] = _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), m[5][b]);
+    }
+    float out[9][8];
+    for (int p2 = 0; p2 < 3; p2++) { /* (G^T m) G: the same along each row */
+        const __m256 *x = r[p2];
+        __m256 s14 = _mm256_add_ps(x[1], x[2]), d12 = _mm256_sub_ps(x[2], x[1]);
+        __m256 s34 = _mm256_add_ps(x[3], x[4]), d34 = _mm256_sub_ps(x[3], x[4]);
+        _mm256_storeu_ps(out[p2 * 3 + 0], _mm256_fmadd_ps(q, x[0], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14))));
+        _mm256_storeu_ps(out[p2 * 3 + 1], _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34)));
+        _mm256_storeu_ps(out[p2 * 3 + 2], _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), x[5]));
+    }
+    for (int l = 0; l < 8; l++)
+        for (int e = 0; e < 9; e++) dw[((size_t)o * k->ic + i0 + l) * 9 + e] = out[e][l];
+}
+
+/* db[ob*8..ob*8+8) = the sum of dy (nChw8c, batch n, ocb channel blocks of hw pixels) per channel. */
+static void db_block(const float *dy, int n, int ocb, size_t hw, int ob, float *db) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n; b++) {
+        const float *p = dy + (((size_t)b * ocb + (size_t)ob) * hw) * 8;
+        for (size_t x = 0; x < hw; x++) acc = _mm256_add_ps(acc, _mm256_loadu_ps(p + x * 8));
+    }
+    _mm256_storeu_ps(db + (size_t)ob * 8, acc);
+}
+
 /* Contract: the weights gradient of this convolution for input src and output gradient dy (both
  * nChw8c, batch n): dw (oc x ic x 3 x 3, OIHW) is overwritten, and db (oc, may be NULL) with the
  * sum of dy per channel. scratch holds vt__wino_scratch(k, n) floats. The sums run in one fixed
@@ -393,44 +438,11 @@ int vt__wino_bwd_weights(nn_wino *k, int n, const float *src, const float *dy, f
         }
     }
     /* dW[o][i] = G^T m G, 8 input channels per vector */
-    const __m256 q = _mm256_set1_ps(1.f / 4), s6 = _mm256_set1_ps(1.f / 6), s12 = _mm256_set1_ps(1.f / 12),
-                 s24 = _mm256_set1_ps(1.f / 24);
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < k->oc * icb; j++) {
-        int o = j / icb, i0 = j % icb * 8;
-        __m256 m[6][6], r[3][6];
-        for (int a = 0; a < NA; a++) m[a / 6][a % 6] = _mm256_loadu_ps(k->macc + ((size_t)a * k->oc + o) * k->ic + i0);
-        /* G^T: r[p] = sum over a of G[a][p] m[a] */
-        for (int b = 0; b < 6; b++) {
-            __m256 s14 = _mm256_add_ps(m[1][b], m[2][b]), d12 = _mm256_sub_ps(m[2][b], m[1][b]);
-            __m256 s34 = _mm256_add_ps(m[3][b], m[4][b]), d34 = _mm256_sub_ps(m[3][b], m[4][b]);
-            r[0][b] = _mm256_fmadd_ps(q, m[0][b], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14)));
-            r[1][b] = _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34));
-            r[2][b] = _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), m[5][b]);
-        }
-        float out[9][8];
-        for (int p2 = 0; p2 < 3; p2++) { /* (G^T m) G: the same along each row */
-            const __m256 *x = r[p2];
-            __m256 s14 = _mm256_add_ps(x[1], x[2]), d12 = _mm256_sub_ps(x[2], x[1]);
-            __m256 s34 = _mm256_add_ps(x[3], x[4]), d34 = _mm256_sub_ps(x[3], x[4]);
-            _mm256_storeu_ps(out[p2 * 3 + 0], _mm256_fmadd_ps(q, x[0], _mm256_fmsub_ps(s24, s34, _mm256_mul_ps(s6, s14))));
-            _mm256_storeu_ps(out[p2 * 3 + 1], _mm256_fmadd_ps(s6, d12, _mm256_mul_ps(s12, d34)));
-            _mm256_storeu_ps(out[p2 * 3 + 2], _mm256_add_ps(_mm256_fmsub_ps(s6, s34, _mm256_mul_ps(s6, s14)), x[5]));
-        }
-        for (int l = 0; l < 8; l++)
-            for (int e = 0; e < 9; e++) dw[((size_t)o * k->ic + i0 + l) * 9 + e] = out[e][l];
-    }
+    for (int j = 0; j < k->oc * icb; j++) dw_block(k, j / icb, j % icb * 8, dw);
     if (db) {
-        size_t hw = (size_t)k->oh * k->ow;
 #pragma omp parallel for schedule(static)
-        for (int ob = 0; ob < ocb; ob++) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int b = 0; b < n; b++) {
-                const float *p = dy + (((size_t)b * ocb + (size_t)ob) * hw) * 8;
-                for (size_t x = 0; x < hw; x++) acc = _mm256_add_ps(acc, _mm256_loadu_ps(p + x * 8));
-            }
-            _mm256_storeu_ps(db + (size_t)ob * 8, acc);
-        }
+        for (int ob = 0; ob < ocb; ob++) db_block(dy, n, ocb, (size_t)k->oh * k->ow, ob, db);
     }
     return 0;
 }

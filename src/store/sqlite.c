@@ -1,5 +1,6 @@
 /* sqlite.c: the SQLite backend of the item store (WAL, prepared statements, schema migrations). */
 #include "store/store_internal.h"
+#include <limits.h>
 #include <sqlite3.h>
 #include <string.h>
 
@@ -649,6 +650,19 @@ static int sq_labels(void *p, const vt_filter *f, vt_labels *out) {
 
 /* ---- embeddings */
 
+/* Contract: *d = the dim in column dcol of the current row of s, after checking it against the
+ * vector blob in column vcol: 0, or -1 when the dim is not in 1..INT_MAX/4 or the blob is not
+ * 4 * dim bytes (a file edited behind the table's CHECK constraints). Computed in 64 bits: a
+ * corrupt dim must not overflow the size it is checked with. */
+static int emb_dim(sqlite3_stmt *s, int dcol, int vcol, int *d) {
+    sqlite3_int64 dim = sqlite3_column_int64(s, dcol);
+    *d = 0;
+    if (dim <= 0 || dim > INT_MAX / (int)sizeof(float)) return -1;
+    if ((sqlite3_int64)sqlite3_column_bytes(s, vcol) != dim * (sqlite3_int64)sizeof(float)) return -1;
+    *d = (int)dim;
+    return 0;
+}
+
 static int sq_put_embedding(void *p, int64_t label, const char *model, const float *vec, int dim, uint64_t hash) {
     sq *b = p;
     int wrc = wr_enter(b);
@@ -683,14 +697,13 @@ static int sq_get_embedding(void *p, int64_t label, const char *model, float *ve
         sqlite3_reset(s);
         return code;
     }
-    int d = sqlite3_column_int(s, 0);
+    int d, code = VT_OK;
+    if (emb_dim(s, 0, 2, &d))
+        code = vt__err(VT_ECORRUPT, "%s: embedding of item %lld has a wrong size", b->path, (long long)label);
+    else if (d > cap) code = vt__err(VT_ETOOBIG, "embedding has %d dimensions, buffer holds %d", d, cap);
+    else memcpy(vec, sqlite3_column_blob(s, 2), (size_t)d * sizeof(float));
     *dim = d;
     if (hash) *hash = (uint64_t)sqlite3_column_int64(s, 1);
-    int code = VT_OK;
-    if (d > cap) code = vt__err(VT_ETOOBIG, "embedding has %d dimensions, buffer holds %d", d, cap);
-    else if (sqlite3_column_bytes(s, 2) != d * (int)sizeof(float))
-        code = vt__err(VT_ECORRUPT, "%s: embedding of item %lld has a wrong size", b->path, (long long)label);
-    else memcpy(vec, sqlite3_column_blob(s, 2), (size_t)d * sizeof(float));
     sqlite3_reset(s);
     return code;
 }
@@ -705,9 +718,9 @@ static int sq_foreach_embedding(void *p, const char *model, vt_embedding_fn fn, 
     float *tmp = NULL;
     int tmpcap = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int d = sqlite3_column_int(s, 1);
+        int d;
         const void *blob = sqlite3_column_blob(s, 3);
-        if (d <= 0 || sqlite3_column_bytes(s, 3) != d * (int)sizeof(float)) {
+        if (emb_dim(s, 1, 3, &d)) {
             ret = vt__err(VT_ECORRUPT, "%s: embedding of item %lld has a wrong size", b->path,
                           (long long)sqlite3_column_int64(s, 0));
             break;
