@@ -625,8 +625,8 @@ typedef struct vt_engine_opts {
     int threads;            /* for the model and the index build (0: all CPUs) */
     const char *index_cache; /* path prefix (e.g. the store's file) under which the built index
                                is saved and reloaded while the store's embeddings for the model
-                               are unchanged (NULL: build every time). vitrine ingest bumps the
-                               store's "embeddings.version.<model>" setting on every change. */
+                               are unchanged, judged by a hash of every label and vector read
+                               (NULL: build every time). */
 } vt_engine_opts;
 
 void vt_engine_opts_init(vt_engine_opts *o);

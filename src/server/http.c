@@ -322,7 +322,8 @@ int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__h
         return vt__err(VT_EINVAL, "http: '%s' is not an IPv4 address", host);
     }
     int threads = o && o->threads > 0 ? o->threads : vt_cpu_count();
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* ITC: an event channel that wakes the polling threads, which MHD_add_connection needs */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL)) flags |= MHD_USE_EPOLL;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
@@ -343,6 +344,14 @@ int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__h
 }
 
 int vt__http_port(const vt__http *h) { return h ? h->port : 0; }
+
+int vt__http_add_connection(vt__http *h, int fd) {
+    if (!h || fd < 0) return vt__err(VT_EINVAL, "vt__http_add_connection: no server or descriptor");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (MHD_add_connection(h->d, fd, (const struct sockaddr *)&sa, sizeof sa) != MHD_YES)
+        return vt__err(VT_EIO, "the server did not take the connection");
+    return 0;
+}
 
 void vt__http_stop(vt__http *h) {
     if (!h) return;

@@ -43,6 +43,13 @@ typedef struct vt__http_opts {
 
 int vt__http_start(const vt__http_opts *o, vt__http_handler fn, void *app, vt__http **out);
 int vt__http_port(const vt__http *h);
+/* Hands the daemon a connection already open on `fd` (e.g. one end of a socketpair), as if a
+ * client at 127.0.0.1 had connected; the daemon owns and closes fd. For the HTTP fuzz target,
+ * which feeds raw requests through the whole stack without a network socket. */
+int vt__http_add_connection(vt__http *h, int fd);
+/* The same for a running server (server.c). */
+struct vt_server;
+int vt__server_add_connection(struct vt_server *s, int fd);
 void vt__http_stop(vt__http *h);
 
 /* A query-string argument of the request, or NULL. */

@@ -623,6 +623,8 @@ int vt_server_start(vt_store *store, vt_engine *engine, const vt_server_opts *o,
 
 int vt_server_port(const vt_server *s) { return s ? vt__http_port(s->http) : 0; }
 
+int vt__server_add_connection(vt_server *s, int fd) { return vt__http_add_connection(s ? s->http : NULL, fd); }
+
 void vt_server_stop(vt_server *s) {
     if (!s) return;
     vt__http_stop(s->http);
