@@ -199,6 +199,9 @@ extern const float vt_imagenet_std[3];
  * See docs/index.md. A built index may be searched from many threads at once; add, remove and
  * save must not run concurrently with anything else on the same index. */
 
+/* A flat index is exact whatever its storage: f16 and i8 scan the compact codes for candidates,
+ * then re-rank them with float32 copies of the vectors kept beside (vt_search_opts.rerank). An
+ * HNSW index is approximate; with f16 or i8 storage it keeps no float32 copy. */
 typedef enum { VT_INDEX_FLAT = 0, VT_INDEX_HNSW = 1 } vt_index_kind;
 typedef enum { VT_STORE_F32 = 0, VT_STORE_F16 = 1, VT_STORE_I8 = 2 } vt_index_store;
 /* cosine: vectors are normalised on add and on query, scores are cosine similarities;
@@ -242,6 +245,13 @@ typedef struct vt_search_opts {
                                 4 MB of rows is split across this many threads (lower latency for
                                 one query on an otherwise idle machine; above 1024, or when the
                                 threads cannot be started, one thread); HNSW ignores it */
+    int rerank;              /* flat f16 / i8 indexes, which keep float32 vectors beside the
+                                quantised ones: 0 (default) re-ranks with them every candidate of
+                                the quantised scan whose score lies within the quantisation error
+                                of the k-th best (at most 8k + 64), so the answer is the
+                                float32 scan's; N > 0 re-ranks the best max(N, k) candidates;
+                                negative: no float32 re-rank (the quantised scan's answer,
+                                approximate; for measurements). f32 and HNSW indexes ignore it */
 } vt_search_opts;
 
 int vt_index_create(const vt_index_opts *o, vt_index **out);

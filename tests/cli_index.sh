@@ -60,6 +60,22 @@ for kind in flat flat-f16 flat-i8 hnsw; do
     "$V" index info "$T/$kind.vti" | grep -q "3000 live items" || fail "info $kind"
 done
 
+# exact means exact: flat-f16 and flat-i8 re-rank with float32 vectors and answer what flat (f32)
+# answers; `info` and `query` say which indexes are exact; --rerank 0 turns the re-rank off
+for kind in flat-f16 flat-i8; do
+    cmp -s "$T/flat.i32" "$T/$kind.i32" || fail "$kind answers differ from the f32 scan's"
+    "$V" index info "$T/$kind.vti" | grep -q "exact (quantised scan, float32 re-rank)" || fail "info $kind: not exact"
+    "$V" index query "$T/$kind.vti" --queries "$T/q.f32" -k $K --rerank 0 --out "$T/$kind.r0.i32" > "$T/q.txt" \
+        || fail "query $kind --rerank 0"
+    grep -q "approximate (quantised scan, float32 re-rank off)" "$T/q.txt" || fail "--rerank 0 printed: $(cat "$T/q.txt")"
+    "$V" index query "$T/$kind.vti" --queries "$T/q.f32" -k $K --rerank 40 --out "$T/$kind.r40.i32" > /dev/null \
+        || fail "query $kind --rerank 40"
+    cmp -s "$T/flat.i32" "$T/$kind.r40.i32" || fail "$kind --rerank 40 answers differ from the f32 scan's"
+done
+"$V" index info "$T/hnsw.vti" | grep -q "approximate" || fail "info hnsw: not approximate"
+"$V" index query "$T/flat-i8.vti" --queries "$T/q.f32" -k $K --rerank -1 > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--rerank -1 is not a usage error"
+
 # l2 metric on the portable kernels agrees with the default kernels
 "$V" index build --vectors "$T/x.f32" --dim 24 --metric l2 -o "$T/l2.vti" > /dev/null || fail "build l2"
 "$V" index query "$T/l2.vti" --queries "$T/q.f32" -k $K --isa portable --out "$T/l2p.i32" > /dev/null || fail "query portable"

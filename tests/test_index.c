@@ -183,10 +183,16 @@ static void test_exact_matches_reference(void **state) {
                     assert_int_equal(vt_index_add(x, data, n, NULL), VT_OK);
                     int64_t labels[10];
                     float scores[10];
+                    /* flat f16 / i8 re-rank with float32 vectors: checked against the float32
+                     * reference, at float32 tolerance; without the re-rank, against their own
+                     * representation */
+                    vt_search_opts off = {.rerank = -1};
                     for (int qi = 0; qi < 8; qi++) {
                         int found = -1;
                         assert_int_equal(vt_index_search(x, qs + qi * d, 10, NULL, labels, scores, &found), VT_OK);
                         assert_int_equal(found, 10);
+                        check_exact(VT_STORE_F32, (vt_metric)m, data, n, d, qs + qi * d, 10, labels, scores, NULL);
+                        assert_int_equal(vt_index_search(x, qs + qi * d, 10, &off, labels, scores, &found), VT_OK);
                         check_exact((vt_index_store)st, (vt_metric)m, data, n, d, qs + qi * d, 10, labels, scores, NULL);
                     }
                     /* the batched path answers the same */
@@ -194,7 +200,7 @@ static void test_exact_matches_reference(void **state) {
                     float bs[8 * 10];
                     assert_int_equal(vt_index_search_batch(x, qs, 8, 10, NULL, bl, bs), VT_OK);
                     for (int qi = 0; qi < 8; qi++)
-                        check_exact((vt_index_store)st, (vt_metric)m, data, n, d, qs + qi * d, 10, bl + qi * 10, bs + qi * 10, NULL);
+                        check_exact(VT_STORE_F32, (vt_metric)m, data, n, d, qs + qi * d, 10, bl + qi * 10, bs + qi * 10, NULL);
                     vt_index_free(x);
                 }
             free(data);
@@ -208,9 +214,11 @@ static void test_exact_matches_reference(void **state) {
 /* ---- the flat int8 scan, exactly. A naive reimplementation of the documented int8 semantics
  * (docs/index.md): vectors padded to a multiple of 64, normalised for cosine, quantised with a
  * per-vector max-abs scale; rows ranked by the int8 distance computed in the same float
- * operations as the library; the best 2k + 8 re-scored with the float query. Ids and scores must
- * match bit for bit: any shortcut in the scan (skipped rows, partial sums, a wrong prefetch or
- * tail) would show. */
+ * operations as the library; the best 2k + 8 re-scored with the float query. That is the answer
+ * with the float32 re-rank off (vt_search_opts.rerank < 0). Ids and scores must match bit for
+ * bit: any shortcut in the scan (skipped rows, partial sums, a wrong prefetch or tail) would
+ * show. With the re-rank on (the default), flat i8 and f16 indexes must answer what a flat f32
+ * index over the same rows answers, ids and scores bit for bit. */
 typedef struct {
     int d, dpad;
     size_t n;
@@ -363,7 +371,7 @@ static void check_i8_exact(const vt_index *x, const ref_i8 *R, vt_metric m, cons
     const vt__kernels *K = vt__kernels_get();
     int64_t *bl = malloc((size_t)nq * (size_t)k * sizeof *bl);
     float *bs = malloc((size_t)nq * (size_t)k * sizeof *bs);
-    vt_search_opts so = {.filter = f, .threads = 2};
+    vt_search_opts so = {.filter = f, .threads = 2, .rerank = -1};
     assert_int_equal(vt_index_search_batch(x, qs, (size_t)nq, k, &so, bl, bs), VT_OK);
     int64_t want_l[16], got_l[16];
     float want_s[16], got_s[16];
@@ -385,6 +393,41 @@ static void check_i8_exact(const vt_index *x, const ref_i8 *R, vt_metric m, cons
                                 "reference label %lld score %.9g\n",
                                 what, K->name, (int)m, pass ? "batch" : "single", qi, i, (long long)gl[i],
                                 (double)gs[i], (long long)want_l[i], (double)want_s[i]);
+                    fail();
+                }
+        }
+    }
+    free(bl);
+    free(bs);
+}
+
+/* The default (re-ranked) single and batched answers of the flat f16 / i8 index xq are those of
+ * the flat f32 index xf over the same rows, ids and scores bit for bit. */
+static void check_same_as_f32(const vt_index *xq, const vt_index *xf, const float *qs, int nq, int k, const vt_bitset *f,
+                              const char *what) {
+    int d = xf->o.dim;
+    int64_t *bl = malloc((size_t)nq * (size_t)k * sizeof *bl);
+    float *bs = malloc((size_t)nq * (size_t)k * sizeof *bs);
+    vt_search_opts so = {.filter = f, .threads = 2};
+    assert_int_equal(vt_index_search_batch(xq, qs, (size_t)nq, k, &so, bl, bs), VT_OK);
+    int64_t want_l[16], got_l[16];
+    float want_s[16], got_s[16];
+    for (int qi = 0; qi < nq; qi++) {
+        const float *v = qs + (size_t)qi * (size_t)d;
+        int fw = -1, fg = -2;
+        assert_int_equal(vt_index_search(xf, v, k, &so, want_l, want_s, &fw), VT_OK);
+        assert_int_equal(vt_index_search(xq, v, k, &so, got_l, got_s, &fg), VT_OK);
+        assert_int_equal(fg, fw);
+        for (int pass = 0; pass < 2; pass++) {
+            const int64_t *gl = pass ? bl + (size_t)qi * (size_t)k : got_l;
+            const float *gs = pass ? bs + (size_t)qi * (size_t)k : got_s;
+            for (int i = 0; i < k; i++)
+                if (gl[i] != want_l[i] || (i < fw && memcmp(&gs[i], &want_s[i], sizeof gs[i]))) {
+                    print_error("%s, flat-%s re-ranked, %s kernels, metric %d, %s, query %d rank %d: label %lld score "
+                                "%.9g, f32 scan label %lld score %.9g\n",
+                                what, xq->o.store == VT_STORE_I8 ? "i8" : "f16", vt__kernels_get()->name,
+                                (int)xq->o.metric, pass ? "batch" : "single", qi, i, (long long)gl[i], (double)gs[i],
+                                (long long)want_l[i], (double)want_s[i]);
                     fail();
                 }
         }
@@ -434,11 +477,19 @@ static void test_i8_scan_exact(void **state) {
             ref_i8 R;
             ref_i8_build(&R, data, n, d, (vt_metric)m);
             vt_index *x = make(VT_INDEX_FLAT, VT_STORE_I8, (vt_metric)m, d);
+            vt_index *xh = make(VT_INDEX_FLAT, VT_STORE_F16, (vt_metric)m, d);
+            vt_index *xf = make(VT_INDEX_FLAT, VT_STORE_F32, (vt_metric)m, d);
             assert_int_equal(vt_index_add(x, data, n, lab), VT_OK);
+            assert_int_equal(vt_index_add(xh, data, n, lab), VT_OK);
+            assert_int_equal(vt_index_add(xf, data, n, lab), VT_OK);
             for (int phase = 0; phase < 2; phase++) {
                 if (phase == 1) /* then the same with 30 % of the rows deleted */
                     for (size_t i = 0; i < n; i++)
-                        if (removed[i]) assert_int_equal(vt_index_remove(x, lab[i]), VT_OK);
+                        if (removed[i]) {
+                            assert_int_equal(vt_index_remove(x, lab[i]), VT_OK);
+                            assert_int_equal(vt_index_remove(xh, lab[i]), VT_OK);
+                            assert_int_equal(vt_index_remove(xf, lab[i]), VT_OK);
+                        }
                 const uint8_t *rm = phase ? removed : NULL;
                 for (int ii = 0; ii < 3; ii++) {
                     if (!isa_ok[ii]) continue;
@@ -448,10 +499,17 @@ static void test_i8_scan_exact(void **state) {
                     check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, NULL, rm, what, &ties, &checked);
                     check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, f50, rm, what, &ties, &checked);
                     check_i8_exact(x, &R, (vt_metric)m, qs, nq, k, lab, f5, rm, what, &ties, &checked);
+                    const vt_bitset *fs[3] = {NULL, f50, f5};
+                    for (int fi = 0; fi < 3; fi++) {
+                        check_same_as_f32(x, xf, qs, nq, k, fs[fi], what);
+                        check_same_as_f32(xh, xf, qs, nq, k, fs[fi], what);
+                    }
                 }
             }
             vt_index_force_isa("auto");
             vt_index_free(x);
+            vt_index_free(xh);
+            vt_index_free(xf);
             ref_i8_free(&R);
         }
         free(removed);
@@ -634,6 +692,124 @@ static void test_hnsw_recall(void **state) {
     free(all);
 }
 
+/* ---- "exact means exact": flat f16 and int8 scans re-rank their candidates with float32 vectors,
+ * so on clustered data, where the quantised scores of a query's neighbours lie within the
+ * quantisation error of one another, they still find what the float32 scan finds. 20,000 x 128
+ * unit vectors around 200 centres (noise 0.5), queries near catalog rows (a row plus noise 0.1),
+ * every kernel set the CPU runs (vt_index_force_isa says which), one query at a time and batched:
+ * recall@10 against the f32 flat scan at least 0.999. */
+
+/* n unit vectors around nclus unit centres (noise of norm ~sigma), then nq queries near random
+ * rows (noise of norm ~qnoise): (n + nq) * d floats. */
+static float *clustered_near(size_t n, size_t nq, int d, int nclus, float sigma, float qnoise, uint64_t seed) {
+    vt_rng r;
+    vt_rng_seed(&r, seed);
+    float *c = malloc((size_t)nclus * (size_t)d * sizeof *c), *v = malloc((n + nq) * (size_t)d * sizeof *v);
+    for (int i = 0; i < nclus; i++) {
+        for (int j = 0; j < d; j++) c[(size_t)i * (size_t)d + j] = gauss(&r);
+        normalise(c + (size_t)i * (size_t)d, d);
+    }
+    for (size_t i = 0; i < n + nq; i++) {
+        float *vi = v + i * (size_t)d;
+        const float *base = i < n ? c + vt_rng_below(&r, (uint64_t)nclus) * (size_t)d : v + vt_rng_below(&r, n) * (size_t)d;
+        float noise = i < n ? sigma : qnoise;
+        for (int j = 0; j < d; j++) vi[j] = base[j] + noise * gauss(&r) / sqrtf((float)d);
+        normalise(vi, d);
+    }
+    free(c);
+    return v;
+}
+
+static void test_rerank_recall(void **state) {
+    (void)state;
+    const char *isas[] = {"portable", "avx2", "avx512"};
+    int d = 128, k = 10;
+    size_t n = VT_ASAN ? 5000 : 20000, nq = VT_ASAN ? 60 : 300;
+    float *all = clustered_near(n, nq, d, (int)(n / 100), 0.5f, 0.1f, 2024);
+    const float *q = all + n * (size_t)d;
+    int64_t *gt = malloc(nq * (size_t)k * sizeof *gt), *got = malloc(nq * (size_t)k * sizeof *got);
+    float *gs = malloc(nq * (size_t)k * sizeof *gs), *ss = malloc(nq * (size_t)k * sizeof *ss);
+    vt_index *xf = make(VT_INDEX_FLAT, VT_STORE_F32, VT_METRIC_COSINE, d);
+    assert_int_equal(vt_index_add(xf, all, n, NULL), VT_OK);
+    vt_index *xq[2] = {make(VT_INDEX_FLAT, VT_STORE_F16, VT_METRIC_COSINE, d), make(VT_INDEX_FLAT, VT_STORE_I8, VT_METRIC_COSINE, d)};
+    for (int s = 0; s < 2; s++) assert_int_equal(vt_index_add(xq[s], all, n, NULL), VT_OK);
+    int tested = 0;
+    for (int ii = 0; ii < 3; ii++) {
+        if (vt_index_force_isa(isas[ii]) != VT_OK) {
+            print_message("  (kernel set %s not supported by this CPU: skipped)\n", isas[ii]);
+            continue;
+        }
+        tested++;
+        assert_int_equal(vt_index_search_batch(xf, q, nq, k, NULL, gt, gs), VT_OK); /* the f32 scan: the truth */
+        for (int s = 0; s < 2; s++) {
+            const char *st = s ? "i8" : "f16";
+            for (size_t i = 0; i < nq; i++)
+                assert_int_equal(vt_index_search(xq[s], q + i * (size_t)d, k, NULL, got + i * (size_t)k, ss + i * (size_t)k, NULL), VT_OK);
+            double rec = recall_vs(got, gt, nq, k);
+            /* a label found by both has the same score: the float32 re-rank computes what the f32 scan does */
+            size_t same = 0, both = 0;
+            for (size_t i = 0; i < nq * (size_t)k; i++)
+                if (got[i] == gt[i]) {
+                    both++;
+                    same += fabsf(ss[i] - gs[i]) <= 1e-6f;
+                }
+            assert_int_equal(vt_index_search_batch(xq[s], q, nq, k, NULL, got, NULL), VT_OK);
+            double recb = recall_vs(got, gt, nq, k);
+            vt_search_opts off = {.rerank = -1};
+            assert_int_equal(vt_index_search_batch(xq[s], q, nq, k, &off, got, NULL), VT_OK);
+            double rec_off = recall_vs(got, gt, nq, k);
+            print_message("  %s kernels, flat-%s, %zu x %d clustered, %zu queries: recall@10 vs the f32 scan %.4f "
+                          "(batch %.4f; without the float32 re-rank %.4f); %zu of %zu common answers with the f32 "
+                          "score\n", vt_index_isa(), st, n, d, nq, rec, recb, rec_off, same, both);
+            assert_true(rec >= 0.999);
+            assert_true(recb >= 0.999);
+            assert_int_equal(same, both);
+        }
+    }
+    assert_true(tested >= 1);
+    assert_int_equal(vt_index_force_isa("auto"), VT_OK);
+    /* with 30 % of the rows deleted and filters admitting 50 % and 5 % (the sparse path) of the
+     * items: the same recall, and never a deleted or filtered-out item */
+    vt_rng r;
+    vt_rng_seed(&r, 2025);
+    uint8_t *removed = calloc(n, 1);
+    for (size_t i = 0; i < n; i++)
+        if ((removed[i] = vt_rng_uniform(&r) < 0.3)) {
+            assert_int_equal(vt_index_remove(xf, (int64_t)i), VT_OK);
+            for (int s = 0; s < 2; s++) assert_int_equal(vt_index_remove(xq[s], (int64_t)i), VT_OK);
+        }
+    for (int fi = 0; fi < 2; fi++) {
+        vt_bitset *f;
+        assert_int_equal(vt_bitset_create(n, &f), VT_OK);
+        for (size_t i = 0; i < n; i++)
+            if (vt_rng_uniform(&r) < (fi ? 0.05 : 0.5)) vt_bitset_set(f, i);
+        vt_search_opts so = {.filter = f, .threads = 2};
+        assert_int_equal(vt_index_search_batch(xf, q, nq, k, &so, gt, NULL), VT_OK);
+        for (int s = 0; s < 2; s++) {
+            for (size_t i = 0; i < nq; i++)
+                assert_int_equal(vt_index_search(xq[s], q + i * (size_t)d, k, &so, got + i * (size_t)k, NULL, NULL), VT_OK);
+            double rec = recall_vs(got, gt, nq, k);
+            assert_int_equal(vt_index_search_batch(xq[s], q, nq, k, &so, got, NULL), VT_OK);
+            double recb = recall_vs(got, gt, nq, k);
+            for (size_t i = 0; i < nq * (size_t)k; i++)
+                if (got[i] >= 0) assert_true(!removed[got[i]] && vt_bitset_test(f, (size_t)got[i]));
+            print_message("  flat-%s, 30%% deleted, filter admitting %d%%: recall@10 vs the f32 scan %.4f (batch %.4f)\n",
+                          s ? "i8" : "f16", fi ? 5 : 50, rec, recb);
+            assert_true(rec >= 0.999 && recb >= 0.999);
+        }
+        vt_bitset_free(f);
+    }
+    free(removed);
+    vt_index_free(xf);
+    vt_index_free(xq[0]);
+    vt_index_free(xq[1]);
+    free(gt);
+    free(got);
+    free(gs);
+    free(ss);
+    free(all);
+}
+
 /* ---- filters admitting 50 %, 5 % and 0.1 % of the items (labels are sparse, not row numbers) */
 static void test_filters(void **state) {
     (void)state;
@@ -763,7 +939,8 @@ static uint8_t *slurp(const char *path, size_t *len) {
 static size_t pad8(size_t v) { return (v + 7) & ~(size_t)7; }
 
 /* The documented row layout: [links (HNSW): u32 count + 2M ids][code][aux: i8 scale, + squared
- * norm for l2], no padding; and the file: a 128-byte header, then the sections padded to 8. */
+ * norm for l2], no padding; flat f16 / i8 indexes keep float32 vectors (dim rounded up to 16)
+ * beside; and the file: a 128-byte header, then the sections padded to 8. */
 static void check_layout(const vt_index *x, const char *path) {
     size_t links = x->o.kind == VT_INDEX_HNSW ? (size_t)(1 + 2 * x->o.M) * 4 : 0;
     size_t aux = x->o.store != VT_STORE_I8 ? 0 : x->o.metric == VT_METRIC_L2 ? 8 : 4;
@@ -771,13 +948,17 @@ static void check_layout(const vt_index *x, const char *path) {
     assert_int_equal(x->aux_bytes, aux);
     assert_int_equal(x->stride, links + x->code_bytes + aux);
     assert_int_equal(x->stride % 4, 0);
+    size_t fpad = x->o.kind == VT_INDEX_FLAT && x->o.store != VT_STORE_F32 ? ((size_t)x->o.dim + 15) / 16 * 16 : 0;
+    assert_int_equal(x->fpad, fpad);
+    assert_int_equal(x->full == NULL, fpad == 0);
     for (uint32_t i = 0; i < x->n && i < 5; i++) { /* links u32, f32 4-byte, f16 2-byte aligned */
         assert_int_equal((uintptr_t)vt__links0(x, i) % 4, 0);
         assert_int_equal((uintptr_t)vt__code(x, i) % vt__elem_size(x->o.store), 0);
     }
     size_t words = 0;
     for (size_t i = 0; i < x->n; i++) words += (size_t)x->levels[i] * (size_t)(1 + x->o.M);
-    size_t want = 128 + pad8(x->n * x->stride) + x->n * 8 + (x->n + 63) / 64 * 8 + pad8(x->n) + pad8(words * 4);
+    size_t want = 128 + pad8(x->n * x->stride) + x->n * fpad * 4 + x->n * 8 + (x->n + 63) / 64 * 8 + pad8(x->n) +
+                  pad8(words * 4);
     size_t len;
     free(slurp(path, &len));
     assert_int_equal(len, want);
@@ -824,6 +1005,19 @@ static void test_save_load(void **state) {
         assert_int_equal(oy.metric, cases[c].m);
         assert_int_equal(oy.dim, d);
         assert_int_equal(vt_index_size(y), vt_index_size(x));
+        /* the float32 vectors of a flat f16 / i8 index and their error bounds come back as saved */
+        assert_int_equal(y->fpad, x->fpad);
+        assert_int_equal(y->full == NULL, x->full == NULL);
+        if (x->full) {
+            assert_memory_equal(y->full, x->full, x->n * x->fpad * sizeof(float));
+            assert_true(y->full_amax == x->full_amax && y->full_nmax == x->full_nmax && x->full_amax > 0 && x->full_nmax > 0);
+            for (size_t i = 0; i < n; i++) /* and they are the vectors added (cosine: normalised) */
+                for (int j = 0; j < d; j++) {
+                    float v = all[i * (size_t)d + j], w = vt__full(y, (uint32_t)i)[j];
+                    if (cases[c].m != VT_METRIC_COSINE) assert_true(v == w);
+                    else assert_float_equal(w, v, 1e-5); /* the data are unit vectors */
+                }
+        }
         /* flat indexes keep the mapping; HNSW ones from vt__huge_min bytes are copied when the
          * kernel has huge pages to give */
         int copied = pass && cases[c].kind == VT_INDEX_HNSW && vt__thp_usable();
@@ -869,6 +1063,13 @@ static void test_save_load(void **state) {
     free(sa);
     free(sb);
     free(all);
+}
+
+/* Rewrites the header checksum of a file image (format 3: bytes [0, 88) then [96, 128)) after an
+ * edit, so the edit reads as a well-formed header rather than a damaged one. */
+static void fix_header_crc(uint8_t *img) {
+    uint32_t c = vt__crc32c(vt__crc32c(0, img, 88), img + 96, 32);
+    memcpy(img + 92, &c, 4);
 }
 
 static void test_corrupt_files(void **state) {
@@ -925,33 +1126,51 @@ static void test_corrupt_files(void **state) {
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
     vt_index_free(y);
     /* another format version is "unsupported", not "corrupt", and says what to do: a newer one
-     * needs a newer vitrine, an older one (version 1: rows 8 bytes longer) a rebuild */
-    assert_int_equal(img[8], 2);
-    img[8] = 3;
+     * needs a newer vitrine, an older one (version 1: rows 8 bytes longer; version 2: no float32
+     * vectors beside flat f16 / i8 rows) a rebuild */
+    assert_int_equal(img[8], 3);
+    img[8] = 4;
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_EUNSUPPORTED);
     assert_non_null(strstr(vt_errmsg(), "newer"));
-    img[8] = 1;
-    uint32_t hcrc = vt__crc32c(0, img, 88); /* a well-formed old header, not a damaged one */
-    memcpy(img + 92, &hcrc, 4);
-    assert_int_equal(tu_write(tu_path("v1.vti"), img, len), 0);
-    assert_int_equal(vt_index_load(tu_path("v1.vti"), &y), VT_EUNSUPPORTED);
-    assert_null(y);
-    assert_non_null(strstr(vt_errmsg(), "v1.vti"));
-    assert_non_null(strstr(vt_errmsg(), "version 1"));
-    assert_non_null(strstr(vt_errmsg(), "rebuild the index"));
-    img[8] = 2;
-    hcrc = vt__crc32c(0, img, 88);
-    memcpy(img + 92, &hcrc, 4);
+    for (uint8_t old = 1; old <= 2; old++) {
+        img[8] = old;
+        fix_header_crc(img);
+        assert_int_equal(tu_write(tu_path("old.vti"), img, len), 0);
+        assert_int_equal(vt_index_load(tu_path("old.vti"), &y), VT_EUNSUPPORTED);
+        assert_null(y);
+        assert_non_null(strstr(vt_errmsg(), "old.vti"));
+        assert_non_null(strstr(vt_errmsg(), old == 1 ? "version 1" : "version 2"));
+        assert_non_null(strstr(vt_errmsg(), "rebuild the index"));
+    }
+    img[8] = 3;
+    fix_header_crc(img);
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
     vt_index_free(y);
-    /* the row size in the header must be the one the other fields imply */
+    /* the row size in the header must be the one the other fields imply (a checksum-valid header
+     * that says otherwise is corrupt) */
     uint32_t rb;
     memcpy(&rb, img + 96, 4);
     rb += 8;
     memcpy(img + 96, &rb, 4);
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECHECKSUM); /* the header checksum covers it */
+    fix_header_crc(img);
     assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECORRUPT);
     rb -= 8;
     memcpy(img + 96, &rb, 4);
+    fix_header_crc(img);
+    /* an HNSW f16 index keeps no float32 vectors: a header claiming some, or error bounds, is corrupt */
+    for (int field = 0; field < 3; field++) {
+        uint8_t keep[4];
+        memcpy(keep, img + 100 + 4 * field, 4);
+        uint32_t one = 0x3f800000; /* 1.0f, or 1065353216 bytes a row */
+        memcpy(img + 100 + 4 * field, &one, 4);
+        fix_header_crc(img);
+        assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECORRUPT);
+        memcpy(img + 100 + 4 * field, keep, 4);
+        fix_header_crc(img);
+    }
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
+    vt_index_free(y);
     /* without checksums (as the fuzzer runs), structural checks still refuse bad links */
     vt_index *ok;
     assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_OK);
@@ -963,6 +1182,37 @@ static void test_corrupt_files(void **state) {
     memcpy(img + 128 + stride, &bad, 4); /* link count of row 1 */
     assert_int_equal(vt__index_parse(img, len, 0, NULL, 0, &ok), VT_ECORRUPT);
     assert_int_equal(vt_index_load(tu_path("missing.vti"), &y), VT_ENOENT);
+    free(img);
+    /* a flat int8 index: its float32 section's row size and error bounds are checked, and a file
+     * cut inside the float32 section is truncated */
+    vt_index *fx = make(VT_INDEX_FLAT, VT_STORE_I8, VT_METRIC_COSINE, d);
+    assert_int_equal(vt_index_add(fx, all, n, NULL), VT_OK);
+    assert_int_equal(vt_index_save(fx, path), VT_OK);
+    size_t fstride = fx->stride;
+    vt_index_free(fx);
+    img = slurp(path, &len);
+    assert_int_equal(vt_index_load_mem(img, 128 + pad8(n * fstride) + 100, &y), VT_ETRUNCATED);
+    uint32_t fb;
+    memcpy(&fb, img + 100, 4);
+    assert_int_equal(fb, 32 * 4); /* 24 dimensions padded to 32 floats */
+    fb += 64;
+    memcpy(img + 100, &fb, 4);
+    fix_header_crc(img);
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECORRUPT);
+    fb -= 64;
+    memcpy(img + 100, &fb, 4);
+    float bad_bounds[] = {-1.0f, NAN, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        uint8_t keep[4];
+        memcpy(keep, img + 104, 4);
+        memcpy(img + 104, &bad_bounds[i], 4);
+        fix_header_crc(img);
+        assert_int_equal(vt_index_load_mem(img, len, &y), VT_ECORRUPT);
+        memcpy(img + 104, keep, 4);
+    }
+    fix_header_crc(img);
+    assert_int_equal(vt_index_load_mem(img, len, &y), VT_OK);
+    vt_index_free(y);
     free(img);
     free(all);
 }
@@ -1044,15 +1294,14 @@ static void test_engine_rebuilds_cache(void **state) {
     eo.index_store = VT_STORE_F32;
     eo.threads = 1;
     eo.index_cache = db;
-    /* 0: built and saved; 1: loaded; 2: an old-version file; 3: a truncated file */
+    /* 0: built and saved; 1: loaded; 2: an older-version file; 3: a truncated file */
     for (int round = 0; round < 4; round++) {
         if (round >= 2) {
             size_t len;
             uint8_t *img = slurp(cache, &len);
             if (round == 2) {
-                img[8] = 1;
-                uint32_t hcrc = vt__crc32c(0, img, 88);
-                memcpy(img + 92, &hcrc, 4);
+                img[8] = 2; /* the previous format version */
+                fix_header_crc(img);
             }
             assert_int_equal(tu_write(cache, img, round == 2 ? len : len / 2), 0);
             free(img);
@@ -1352,6 +1601,7 @@ int main(void) {
         cmocka_unit_test(test_exact_matches_reference),
         cmocka_unit_test(test_i8_scan_exact),
         cmocka_unit_test(test_api_errors),
+        cmocka_unit_test(test_rerank_recall),
         cmocka_unit_test(test_hnsw_recall),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_delete),

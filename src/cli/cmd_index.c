@@ -11,16 +11,24 @@ static void help(void) {
            "                           [--store f32|f16|i8] [--metric cosine|dot|l2] [--m M]\n"
            "                           [--ef-construction E] [--threads T] [--seed S] -o FILE\n"
            "       vitrine index query FILE --queries Q.f32 -k K [--ef E] [--batch] [--threads T]\n"
-           "                           [--split P] [--out IDS.i32] [--scores S.f32] [--isa NAME]\n"
+           "                           [--split P] [--rerank N] [--out IDS.i32] [--scores S.f32] [--isa NAME]\n"
            "       vitrine index info FILE\n\n"
            "Vector files are raw little-endian float32, one row of D values per vector; row i of\n"
            "X.f32 gets label i. `query` writes K int32 row numbers per query (-1 pads) to --out and\n"
            "prints queries/s with latency p50/p99 (one query at a time, as a server asks; with\n"
            "--threads T, T threads each take queries; with --split P, each query's exact scan is\n"
            "split across P threads) or, with --batch, the batched throughput.\n\n"
+           "Exact and approximate: a flat index is exact whatever its storage. flat-f16 and flat-i8\n"
+           "scan the compact f16 / int8 codes for candidates, then re-rank them with float32 copies\n"
+           "of the vectors kept beside (4 more bytes per dimension and item, in memory and in the\n"
+           "file), so they answer what the f32 scan answers. hnsw is approximate (recall below 1,\n"
+           "set by --ef); with --store f16 or i8 it keeps no float32 copy and is approximate in\n"
+           "its scores too.\n\n"
            "Options:\n"
            "  --kind K              flat (exact scan; flat-f16 / flat-i8 pick the storage) or hnsw\n"
-           "  --store S             vector storage: f32 (default), f16, i8 (per-vector scale)\n"
+           "                        (approximate)\n"
+           "  --store S             vector storage: f32 (default), f16, i8 (per-vector scale); a\n"
+           "                        flat index also keeps float32 vectors for the exact re-rank\n"
            "  --metric M            cosine (default), dot or l2\n"
            "  --m M                 HNSW links per node (default 16)\n"
            "  --ef-construction E   HNSW build breadth (default 200)\n"
@@ -28,6 +36,11 @@ static void help(void) {
            "  -t, --threads T       build / query threads (default 1; 0: all CPUs)\n"
            "  --split P             one query at a time: split each exact scan of 4 MB or more\n"
            "                        across P threads (default 1; lower latency on an idle machine)\n"
+           "  --rerank N            flat-f16 / flat-i8 queries: re-rank the best N candidates of the\n"
+           "                        quantised scan with the float32 vectors (default: those within\n"
+           "                        the quantisation error of the k-th best, at most 8k + 64:\n"
+           "                        exact); 0: no float32 re-rank (approximate: the quantised\n"
+           "                        scan's answer, as before the re-rank; to measure its cost)\n"
            "  --seed S              HNSW level seed (default 42)\n"
            "  --isa NAME            force the kernels: portable, avx2, avx512 (default: best)\n"
            "  -h, --help            this text\n");
@@ -67,6 +80,15 @@ static int read_f32(const char *path, int dim, float **out, size_t *rows) {
 static const char *kind_name(const vt_index_opts *o) { return o->kind == VT_INDEX_HNSW ? "hnsw" : "flat"; }
 static const char *store_name(vt_index_store s) { return s == VT_STORE_F32 ? "f32" : s == VT_STORE_F16 ? "f16" : "i8"; }
 static const char *metric_name(vt_metric m) { return m == VT_METRIC_COSINE ? "cosine" : m == VT_METRIC_DOT ? "dot" : "l2"; }
+
+/* How exact a search of an index with these options is; rerank: --rerank (-1: default). */
+static const char *exactness(const vt_index_opts *o, int rerank) {
+    if (o->kind == VT_INDEX_HNSW)
+        return o->store == VT_STORE_F32 ? "approximate (HNSW)" : "approximate (HNSW, quantised vectors, no float32 re-rank)";
+    if (o->store == VT_STORE_F32) return "exact (float32 scan)";
+    if (rerank == 0) return "approximate (quantised scan, float32 re-rank off)";
+    return rerank < 0 ? "exact (quantised scan, float32 re-rank)" : "quantised scan, float32 re-rank of a fixed candidate count";
+}
 
 static int file_size(const char *path, long long *sz) {
     struct stat st;
@@ -200,9 +222,10 @@ static int cmd_query(int argc, char **argv) {
         {"batch", no_argument, 0, 'b'},         {"threads", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},     {"scores", required_argument, 0, 's'},
         {"isa", required_argument, 0, 'I'},     {"help", no_argument, 0, 'h'},
-        {"split", required_argument, 0, 'P'},   {0, 0, 0, 0}};
+        {"split", required_argument, 0, 'P'},   {"rerank", required_argument, 0, 'R'},
+        {0, 0, 0, 0}};
     const char *qpath = NULL, *out = NULL, *spath = NULL, *isa = NULL;
-    long k = 10, ef = 0, threads = 1, split = 1;
+    long k = 10, ef = 0, threads = 1, split = 1, rerank = -1; /* -1: the default (automatic) */
     int batch = 0;
     optind = 1;
     int c;
@@ -221,6 +244,9 @@ static int cmd_query(int argc, char **argv) {
             break;
         case 'P':
             if (cli_parse_int(optarg, 1, 1024, &split)) return cli_usage_error("index query", "--split must be 1..1024");
+            break;
+        case 'R':
+            if (cli_parse_int(optarg, 0, 1 << 20, &rerank)) return cli_usage_error("index query", "--rerank must be 0..1048576");
             break;
         case 'o': out = optarg; break;
         case 's': spath = optarg; break;
@@ -256,7 +282,8 @@ static int cmd_query(int argc, char **argv) {
         ret = VT_EXIT_FAIL;
         goto done;
     }
-    vt_search_opts so = {.ef = (int)ef, .threads = batch ? (int)threads : (int)split};
+    vt_search_opts so = {.ef = (int)ef, .threads = batch ? (int)threads : (int)split,
+                         .rerank = rerank < 0 ? 0 : rerank == 0 ? -1 : (int)rerank};
     double dt;
     if (batch) {
         t0 = vt_now();
@@ -292,8 +319,8 @@ static int cmd_query(int argc, char **argv) {
         if (split > 1) printf("; exact scans split across up to %ld threads", split);
         printf("\n");
     }
-    printf("index %s/%s/%s, %zu items, loaded in %.3f s\n", kind_name(&o), store_name(o.store), metric_name(o.metric),
-           vt_index_size(idx), tload);
+    printf("index %s/%s/%s, %zu items, loaded in %.3f s; %s\n", kind_name(&o), store_name(o.store), metric_name(o.metric),
+           vt_index_size(idx), tload, exactness(&o, (int)rerank));
     if (out) {
         FILE *f = fopen(out, "wb");
         int ok = f != NULL;
@@ -339,7 +366,7 @@ static int cmd_info(int argc, char **argv) {
            argv[1], kind_name(&o), store_name(o.store), metric_name(o.metric), o.dim, vt_index_size(idx),
            vt_index_memory(idx));
     if (o.kind == VT_INDEX_HNSW) printf(", M %d, ef_construction %d, seed %llu", o.M, o.ef_construction, (unsigned long long)o.seed);
-    printf("\n");
+    printf("; %s\n", exactness(&o, -1));
     vt_index_free(idx);
     return VT_EXIT_OK;
 }

@@ -49,6 +49,8 @@ int vt__index_alloc(const vt_index_opts *o, vt_index **out) {
      * the dot product alone; f32/f16 l2 kernels compute the distance directly) */
     x->aux_bytes = o->store != VT_STORE_I8 ? 0 : o->metric == VT_METRIC_L2 ? 8 : 4;
     x->stride = x->link_bytes + x->code_bytes + x->aux_bytes;
+    /* a flat f16 / i8 index keeps float32 vectors for re-ranking (an exact scan stays exact) */
+    if (o->kind == VT_INDEX_FLAT && o->store != VT_STORE_F32) x->fpad = ((size_t)o->dim + 15) / 16 * 16;
     x->entry = VT__NOID;
     x->maxlevel = -1;
     vt_rng_seed(&x->rng, o->seed);
@@ -66,7 +68,10 @@ int vt_index_create(const vt_index_opts *o, vt_index **out) {
 void vt_index_free(vt_index *x) {
     if (!x) return;
     if (x->map) munmap(x->map, x->maplen);
-    else free(x->blocks);
+    else {
+        free(x->blocks);
+        free(x->full);
+    }
     free(x->labels);
     free(x->deleted);
     free(x->hkey);
@@ -139,19 +144,29 @@ int vt__thp_usable(void) {
     return ok;
 }
 
-/* If the rows live in a file mapping, copies them to the heap (huge pages advised) so they can be
- * modified. On failure the mapping is kept. */
+/* If the rows (and float32 vectors) live in a file mapping, copies them to the heap (huge pages
+ * advised) so they can be modified. On failure the mapping is kept. */
 int vt__materialize(vt_index *x) {
     if (!x->map) return VT_OK;
-    size_t bytes = x->cap * x->stride;
+    size_t bytes = x->cap * x->stride, fbytes = x->cap * x->fpad * sizeof(float);
     uint8_t *b = malloc(bytes ? bytes : 1);
-    if (!b) return vt__err(VT_ENOMEM, "index: out of memory copying %zu bytes", bytes);
+    float *f = x->fpad ? malloc(fbytes ? fbytes : 1) : NULL;
+    if (!b || (x->fpad && !f)) {
+        free(b);
+        free(f);
+        return vt__err(VT_ENOMEM, "index: out of memory copying %zu bytes", bytes + fbytes);
+    }
     vt__advise_huge(b, bytes);
     memcpy(b, x->blocks, x->n * x->stride);
+    if (f) {
+        vt__advise_huge(f, fbytes);
+        memcpy(f, x->full, x->n * x->fpad * sizeof(float));
+    }
     munmap(x->map, x->maplen);
     x->map = NULL;
     x->maplen = 0;
     x->blocks = b;
+    x->full = f;
     return VT_OK;
 }
 
@@ -170,7 +185,7 @@ int vt__reserve(vt_index *x, size_t cap) {
     size_t oldw = (x->cap + 63) / 64, neww = (ncap + 63) / 64;
     if (grow(&x->blocks, x->cap, ncap, x->stride) || grow(&x->labels, x->cap, ncap, sizeof *x->labels) ||
         grow(&x->deleted, oldw, neww, sizeof *x->deleted) || grow(&x->levels, x->cap, ncap, 1) ||
-        grow(&x->locks, x->cap, ncap, 1) ||
+        grow(&x->locks, x->cap, ncap, 1) || (x->fpad && grow(&x->full, x->cap, ncap, x->fpad * sizeof(float))) ||
         (x->o.kind == VT_INDEX_HNSW && grow(&x->upper, x->cap, ncap, sizeof *x->upper)))
         return vt__err(VT_ENOMEM, "index: out of memory growing to %zu items", ncap);
     x->cap = ncap;
@@ -449,6 +464,11 @@ int vt_index_add(vt_index *x, const float *vecs, size_t n, const int64_t *labels
     for (size_t i = 0; i < n; i++) {
         pad_copy(x, vecs + i * (size_t)x->o.dim, buf);
         vt__encode(x, buf, (uint32_t)(first + i));
+        if (x->fpad) { /* the float32 copy for re-ranking, and the bounds of its quantisation error */
+            memcpy((float *)vt__full(x, (uint32_t)(first + i)), buf, x->fpad * sizeof *buf);
+            for (size_t j = 0; j < x->fpad; j++) x->full_amax = fmaxf(x->full_amax, fabsf(buf[j]));
+            x->full_nmax = fmaxf(x->full_nmax, sqrtf(sqnorm(buf, x->fpad)));
+        }
     }
     free(buf);
     if (x->o.kind == VT_INDEX_FLAT) {
@@ -501,7 +521,8 @@ size_t vt_index_size(const vt_index *x) { return x ? x->n - x->ndeleted : 0; }
 void vt_index_get_opts(const vt_index *x, vt_index_opts *o) { *o = x->o; }
 
 size_t vt_index_memory(const vt_index *x) {
-    size_t b = x->n * x->stride + x->n * (sizeof(int64_t) + 2) + (x->n + 63) / 64 * 8 + x->hcap * 12;
+    size_t b = x->n * x->stride + x->n * x->fpad * sizeof(float) + x->n * (sizeof(int64_t) + 2) + (x->n + 63) / 64 * 8 +
+               x->hcap * 12;
     if (x->upper) {
         b += x->n * sizeof(*x->upper);
         for (size_t i = 0; i < x->n; i++) b += (size_t)x->levels[i] * (size_t)(1 + x->M) * 4;
@@ -540,17 +561,121 @@ static int cmp_cand(const void *a, const void *b) {
     return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->id > y->id) - (x->id < y->id);
 }
 
-/* int8 storage gathers more candidates than asked, then re-ranks them with the float query
- * against the int8 rows, which removes the query's quantisation error. */
-static int cand_cap(const vt_index *x, int k) { return x->o.store == VT_STORE_I8 ? 2 * k + 8 : k; }
+/* The most candidates a search with re-rank setting `rr` (vt_search_opts.rerank) may re-rank. */
+#define RERANK_MAX (1 << 20)
 
-static void rerank(const vt_index *x, const vt__kernels *k, const vt__query *q, vt__cand *h, int n) {
-    if (x->o.store != VT_STORE_I8 || !q->fq) return;
+/* The candidates a search gathers before choosing its k results: a max-heap h of at most `cap`
+ * (distance, row) pairs, worst on top. In window mode (tk = k > 0: a flat f16 / i8 index
+ * re-ranking by default) a second max-heap t holds the k best so far, and once it is full a row
+ * enters h only if its distance is at most t's top (the k-th best so far) + w, the re-rank window
+ * (rerank_window): h then holds every row that can still be within w of the final k-th best
+ * (and some that turn out not to be), unless more than `cap` do, and the scan pushes into h only
+ * those, not every row that beats the cap-th best (a heap of 8k + 64 rows fed that way made a
+ * 20,000 x 128 int8 query ~70 % slower). Both heaps order by (distance, row), so the split and
+ * batched scans, which gather per part or per query and merge, keep the same rows. */
+typedef struct {
+    vt__cand *h, *t;
+    int hn, cap, tn, tk;
+    float w;
+} cands;
+
+/* Sets the candidate heaps up for k results of query q with re-rank setting rr in buf, which
+ * holds cands_slots() entries:
+ * - a flat f16 / i8 index (float32 vectors kept): by default window mode with at most 8k + 64
+ *   candidates; with rr > 0, the best max(rr, k) (at most RERANK_MAX);
+ * - otherwise int8 storage gathers 2k + 8, re-scored with the float query against the int8 rows
+ *   (which removes the query's quantisation error, not the rows'); f16 and f32 gather k. */
+static float rerank_window(const vt_index *x, const vt__query *q);
+static int cands_cap(const vt_index *x, int k, int rr) {
+    if (x->full && rr >= 0) return rr > 0 ? VT_MAX(VT_MIN(rr, RERANK_MAX), k) : 8 * k + 64;
+    return x->o.store == VT_STORE_I8 ? 2 * k + 8 : k;
+}
+static int cands_tk(const vt_index *x, int k, int rr) { return x->full && rr == 0 ? k : 0; }
+static size_t cands_slots(const vt_index *x, int k, int rr) { return (size_t)cands_cap(x, k, rr) + (size_t)cands_tk(x, k, rr); }
+static void cands_init(cands *c, const vt_index *x, const vt__query *q, int k, int rr, vt__cand *buf) {
+    c->cap = cands_cap(x, k, rr);
+    c->tk = cands_tk(x, k, rr);
+    c->h = buf;
+    c->t = buf + c->cap;
+    c->hn = c->tn = 0;
+    c->w = c->tk && q->fq ? rerank_window(x, q) : 0.0f;
+}
+
+/* Rows at distance >= *worst or > *wlim are not candidates (+inf while the heaps fill). */
+static inline void cands_limits(const cands *c, float *worst, float *wlim) {
+    *worst = c->hn == c->cap ? c->h[0].d : INFINITY;
+    *wlim = c->tk && c->tn == c->tk ? c->t[0].d + c->w : INFINITY;
+}
+
+static inline void cands_push(cands *c, float d, uint32_t id) {
+    if (c->tk) {
+        heap_push(c->t, &c->tn, c->tk, d, id);
+        if (c->tn == c->tk && d > c->t[0].d + c->w) return;
+    }
+    heap_push(c->h, &c->hn, c->cap, d, id);
+}
+
+static int rerank_mode(const vt_search_opts *so) { return so ? so->rerank : 0; }
+
+/* z of the quantisation-error bound below: a row's error beyond 6 standard deviations (Gaussian:
+ * 2e-9 a row) would be needed to keep one of the true k best out of the re-ranked window. */
+#define RERANK_Z 6.0f
+
+/* Width of the window of quantised distances above the k-th best that is re-ranked, 2 * eps,
+ * eps a bound on the quantisation error of one row's quantised distance.
+ *
+ * Model: rounding a component to a grid of step s errs by e, uniform in [-s/2, s/2] (variance
+ * s^2 / 12), independently across components, so q.x - q'.x' = q.(x - x') + (q - q').x' is
+ * close to Gaussian with variance (|q|^2 s_x^2 + |x|^2 s_q^2) / 12, where s_x is the row's step
+ * (int8: max|x_i| / 127; f16: one unit in the last place, at most max|x_i| * 2^-10, at least
+ * 2^-24 for subnormals) and s_q the query's (int8: its scale; f16 scans use the float query:
+ * 0). The index keeps the largest |component| and norm of its vectors, which bound s_x and |x|.
+ * l2 distances also carry the error of |x'|^2 (2 |x| s_x / sqrt(12)) and twice that of the dot
+ * product. If every row errs by at most eps, each of the true k best has a quantised distance
+ * at most D_k + eps (D_k: the true k-th best distance) and the quantised k-th best is at least
+ * D_k - eps, so all of them lie within 2 eps of the quantised k-th best. (A worst-case bound,
+ * Cauchy-Schwarz |q| |x - x'|, is ~sqrt(d) times wider and would re-rank most of a cluster.) */
+static float rerank_window(const vt_index *x, const vt__query *q) {
+    int i8 = x->o.store == VT_STORE_I8;
+    float sx = i8 ? x->full_amax / 127.0f : fmaxf(x->full_amax * (1.0f / 1024.0f), 0x1p-24f);
+    float sq = i8 ? q->scale : 0.0f, qn2 = q->fsqnorm, X = x->full_nmax;
+    float dot = sqrtf(qn2 * sx * sx + X * X * sq * sq);
+    float sigma = (x->o.metric == VT_METRIC_L2 ? 2 * dot + 2 * X * sx : dot) * (1.0f / 3.4641016f);
+    float w = 2 * RERANK_Z * sigma;
+    return w >= 0 ? w : INFINITY; /* NaN (inf * 0 from absurd bounds in a file): re-rank all candidates */
+}
+
+/* Re-scores the gathered candidates c->h (distances of the quantised scan) and returns how many
+ * of them, moved to the front of c->h, the answer is chosen from.
+ * - Flat f16 / i8 with re-rank on: with the float32 vectors, in the float32 scan's arithmetic
+ *   (what vt__dist computes for an f32 index), so the answer and its scores are the f32 scan's.
+ *   In window mode only the candidates within the window of the k-th best quantised distance
+ *   (the top of c->t) are kept and re-ranked; with a fixed count, all.
+ * - Otherwise int8 re-scores all of them with the float query against the int8 rows. */
+static int rerank(const vt_index *x, const vt__kernels *K, const vt__query *q, int rr, cands *c) {
+    vt__cand *h = c->h;
+    int n = c->hn;
+    if (!q->fq) return n;
+    int l2 = x->o.metric == VT_METRIC_L2;
+    if (x->full && rr >= 0) {
+        int m = n;
+        if (c->tk && c->tn == c->tk) {
+            float lim = c->t[0].d + c->w;
+            m = 0;
+            for (int i = 0; i < n; i++)
+                if (h[i].d <= lim) h[m++] = h[i];
+        }
+        for (int i = 0; i < m; i++)
+            h[i].d = l2 ? K->l2_f32(q->fq, vt__full(x, h[i].id), x->fpad) : -K->dot_f32(q->fq, vt__full(x, h[i].id), x->fpad);
+        return m;
+    }
+    if (x->o.store != VT_STORE_I8) return n;
     for (int i = 0; i < n; i++) {
         const float *aux = vt__aux(x, h[i].id);
-        float dot = aux[0] * k->dot_f32_i8(q->fq, vt__code(x, h[i].id), x->dpad);
-        h[i].d = x->o.metric == VT_METRIC_L2 ? q->fsqnorm + aux[1] - 2 * dot : -dot; /* aux[1]: l2 only */
+        float dot = aux[0] * K->dot_f32_i8(q->fq, vt__code(x, h[i].id), x->dpad);
+        h[i].d = l2 ? q->fsqnorm + aux[1] - 2 * dot : -dot; /* aux[1]: l2 only */
     }
+    return n;
 }
 
 /* Sorts candidates by distance, then row (insertion sort below 64, qsort above). */
@@ -588,28 +713,26 @@ static void emit(const vt_index *x, vt__cand *h, int n, int k, int64_t *labels, 
  * does not prefetch (bench/index/RESULTS.md). */
 #define SCAN_PREFETCH 4096
 
-/* Pushes row r0 + i with distance di into the heap h if it beats the heap's worst and is
- * admitted; *full and *worst cache whether the heap holds kk entries and its top distance. Rows
- * come in ascending order, so a row at the worst's distance orders after it and is dropped. */
-static inline void offer(const vt_index *x, const vt_bitset *f, int check, uint32_t id, float di, vt__cand *h, int *hn,
-                         int kk, int *full, float *worst) {
-    if (*full && di >= *worst) return;
+/* Offers row id at distance di to the candidates c if it is within their limits (*worst, *wlim,
+ * cached from cands_limits) and admitted. Rows come in ascending order, so a row at the worst's
+ * distance orders after it and is dropped. */
+static inline void offer(const vt_index *x, const vt_bitset *f, int check, uint32_t id, float di, cands *c,
+                         float *worst, float *wlim) {
+    if (di >= *worst || di > *wlim) return;
     if (check && !vt__admitted(x, f, id)) return;
-    heap_push(h, hn, kk, di, id);
-    *full = *hn == kk;
-    *worst = h[0].d;
+    cands_push(c, di, id);
+    cands_limits(c, worst, wlim);
 }
 
-/* Scores rows [r0, r0 + nr) and pushes those that beat the heap's worst (and are admitted) into
- * the heap h of *hn <= kk entries. The distances are computed with the same float operations as
- * vt__dist, so scan and single-row distances agree bit for bit. */
+/* Scores rows [r0, r0 + nr) and offers them to the candidates c. The distances are computed with
+ * the same float operations as vt__dist, so scan and single-row distances agree bit for bit. */
 static void scan_block(const vt_index *x, const vt__kernels *k, const vt__query *q, size_t r0, size_t nr,
-                       const vt_bitset *f, vt__cand *h, int *hn, int kk, size_t ahead) {
+                       const vt_bitset *f, cands *c, size_t ahead) {
     const uint8_t *base = vt__node(x, (uint32_t)r0) + x->link_bytes;
     int l2 = x->o.metric == VT_METRIC_L2;
     int check = f || x->ndeleted;
-    int full = *hn == kk;
-    float worst = full ? h[0].d : 0;
+    float worst, wlim;
+    cands_limits(c, &worst, &wlim);
     if (x->o.store == VT_STORE_I8) {
         int32_t raw[SCAN_BLOCK];
         k->scan_i8(q->code, base, x->stride, nr, x->dpad, ahead, raw);
@@ -619,12 +742,12 @@ static void scan_block(const vt_index *x, const vt__kernels *k, const vt__query 
             for (size_t i = 0; i < nr; i++, ap += x->stride) {
                 const float *aux = (const float *)ap;
                 float dot = qs * aux[0] * (float)raw[i];
-                offer(x, f, check, (uint32_t)(r0 + i), qn + aux[1] - 2 * dot, h, hn, kk, &full, &worst);
+                offer(x, f, check, (uint32_t)(r0 + i), qn + aux[1] - 2 * dot, c, &worst, &wlim);
             }
         else
             for (size_t i = 0; i < nr; i++, ap += x->stride) {
                 const float *aux = (const float *)ap;
-                offer(x, f, check, (uint32_t)(r0 + i), -(qs * aux[0] * (float)raw[i]), h, hn, kk, &full, &worst);
+                offer(x, f, check, (uint32_t)(r0 + i), -(qs * aux[0] * (float)raw[i]), c, &worst, &wlim);
             }
         return;
     }
@@ -633,14 +756,13 @@ static void scan_block(const vt_index *x, const vt__kernels *k, const vt__query 
     else k->scan_f16(q->code, base, x->stride, nr, x->dpad, l2, ahead, d);
     if (!l2)
         for (size_t i = 0; i < nr; i++) d[i] = -d[i];
-    for (size_t i = 0; i < nr; i++) offer(x, f, check, (uint32_t)(r0 + i), d[i], h, hn, kk, &full, &worst);
+    for (size_t i = 0; i < nr; i++) offer(x, f, check, (uint32_t)(r0 + i), d[i], c, &worst, &wlim);
 }
 
-/* Exact search over rows [r0, r1) into the heap h (*hn entries, at most kk). */
-static void flat_range(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
-                       size_t r0, size_t r1, vt__cand *h, int *hn) {
-    for (size_t r = r0; r < r1; r += SCAN_BLOCK)
-        scan_block(x, k, q, r, VT_MIN((size_t)SCAN_BLOCK, r1 - r), f, h, hn, kk, SCAN_PREFETCH);
+/* Exact search over rows [r0, r1) into the candidates c. */
+static void flat_range(const vt_index *x, const vt__kernels *k, const vt__query *q, const vt_bitset *f, size_t r0,
+                       size_t r1, cands *c) {
+    for (size_t r = r0; r < r1; r += SCAN_BLOCK) scan_block(x, k, q, r, VT_MIN((size_t)SCAN_BLOCK, r1 - r), f, c, SCAN_PREFETCH);
 }
 
 /* Bytes of rows below which one query's exact scan stays on the calling thread even when more
@@ -651,59 +773,61 @@ typedef struct {
     const vt_index *x;
     const vt__kernels *k;
     const vt__query *q;
-    int kk, parts;
+    int parts;
     size_t blocks; /* SCAN_BLOCK row blocks in the index */
     const vt_bitset *f;
-    vt__cand *h; /* parts x kk candidates */
-    int *hn;     /* parts counts */
+    cands *c;      /* parts candidate sets, set up like the caller's */
 } split_ctx;
 
 /* Scans part i of c->parts (whole blocks of SCAN_BLOCK rows, the last part ending at n) into
- * the part's own heap. */
+ * the part's own candidates. */
 static void split_part(void *p, size_t i, int worker) {
     (void)worker;
     split_ctx *c = p;
     size_t r0 = c->blocks * i / (size_t)c->parts * SCAN_BLOCK, r1 = c->blocks * (i + 1) / (size_t)c->parts * SCAN_BLOCK;
-    flat_range(c->x, c->k, c->q, c->kk, c->f, r0, VT_MIN(r1, c->x->n), c->h + i * (size_t)c->kk, &c->hn[i]);
+    flat_range(c->x, c->k, c->q, c->f, r0, VT_MIN(r1, c->x->n), &c->c[i]);
 }
 
-/* Exact search over every row; with threads > 1 and enough rows, the rows are split into
- * contiguous parts scanned on their own threads, whose heaps are then merged: the heaps order
- * by (distance, row), so the answer is the one-thread scan's, ties included. Falls back to one
- * thread when the threads or memory cannot be had. */
-static void flat_search(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
-                        int threads, vt__cand *h, int *hn) {
-    *hn = 0;
+/* Exact search over every row into the (empty) candidates c; with threads > 1 and enough rows,
+ * the rows are split into contiguous parts scanned on their own threads into their own
+ * candidates, which are then merged: the heaps order by (distance, row), and a part's window is
+ * never narrower than the whole scan's, so the merge keeps what the one-thread scan keeps, ties
+ * included. Falls back to one thread when the threads or memory cannot be had. */
+static void flat_search(const vt_index *x, const vt__kernels *k, const vt__query *q, const vt_bitset *f, int threads,
+                        cands *c) {
     size_t blocks = (x->n + SCAN_BLOCK - 1) / SCAN_BLOCK;
     int parts = threads > 1 && x->n * x->stride >= SPLIT_MIN_BYTES ? (int)VT_MIN((size_t)threads, blocks) : 1;
     vt_pool *pool = NULL;
-    split_ctx c = {x, k, q, kk, parts, blocks, f, NULL, NULL};
+    size_t slots = (size_t)c->cap + (size_t)c->tk;
+    vt__cand *buf = NULL;
+    split_ctx sc = {x, k, q, parts, blocks, f, NULL};
     if (parts > 1) {
-        c.h = malloc((size_t)parts * (size_t)kk * sizeof *c.h);
-        c.hn = calloc((size_t)parts, sizeof *c.hn);
-        if (!c.h || !c.hn || vt_pool_create(parts, &pool)) parts = 1;
+        buf = malloc((size_t)parts * slots * sizeof *buf);
+        sc.c = malloc((size_t)parts * sizeof *sc.c);
+        if (!buf || !sc.c || vt_pool_create(parts, &pool)) parts = 1;
     }
     if (parts == 1) {
-        free(c.h);
-        free(c.hn);
-        flat_range(x, k, q, kk, f, 0, x->n, h, hn);
+        free(buf);
+        free(sc.c);
+        flat_range(x, k, q, f, 0, x->n, c);
         return;
     }
-    vt_pool_parallel_for(pool, (size_t)parts, 1, split_part, &c);
+    sc.parts = parts;
+    for (int i = 0; i < parts; i++) {
+        sc.c[i] = *c;
+        sc.c[i].h = buf + (size_t)i * slots;
+        sc.c[i].t = sc.c[i].h + c->cap;
+    }
+    vt_pool_parallel_for(pool, (size_t)parts, 1, split_part, &sc);
     vt_pool_free(pool);
     for (int i = 0; i < parts; i++)
-        for (int j = 0; j < c.hn[i]; j++) {
-            const vt__cand *e = &c.h[(size_t)i * (size_t)kk + (size_t)j];
-            heap_push(h, hn, kk, e->d, e->id);
-        }
-    free(c.h);
-    free(c.hn);
+        for (int j = 0; j < sc.c[i].hn; j++) cands_push(c, sc.c[i].h[j].d, sc.c[i].h[j].id);
+    free(buf);
+    free(sc.c);
 }
 
 /* Exact search over the admitted labels only (for selective filters). */
-static void sparse_search(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_bitset *f,
-                          vt__cand *h, int *hn) {
-    *hn = 0;
+static void sparse_search(const vt_index *x, const vt__kernels *k, const vt__query *q, const vt_bitset *f, cands *c) {
     size_t words = (f->nbits + 63) / 64;
     for (size_t w = 0; w < words; w++) {
         uint64_t bits = f->w[w];
@@ -712,33 +836,36 @@ static void sparse_search(const vt_index *x, const vt__kernels *k, const vt__que
             bits &= bits - 1;
             uint32_t id = vt__hash_get(x, (int64_t)label);
             if (id == VT__NOID || vt__is_deleted(x, id)) continue;
-            heap_push(h, hn, kk, vt__dist(x, k, q, id), id);
+            float d = vt__dist(x, k, q, id), worst, wlim;
+            cands_limits(c, &worst, &wlim);
+            if (d > wlim) continue;
+            cands_push(c, d, id);
         }
     }
 }
 
-/* One query, any kind. h holds max(k, ef) candidates. */
-static int search_one(const vt_index *x, const vt__kernels *k, const vt__query *q, int kk, const vt_search_opts *so,
-                      vt__cand *h, int *hn) {
-    int user_k = kk;
-    kk = cand_cap(x, kk);
+/* One query, any kind, into the (empty) candidates c; returns the number of candidates at the
+ * front of c->h the answer is chosen from. */
+static int search_one(const vt_index *x, const vt__kernels *k, const vt__query *q, int user_k, const vt_search_opts *so,
+                      cands *c, int *nout) {
+    int rr = rerank_mode(so);
     const vt_bitset *f = so ? so->filter : NULL;
     size_t live = x->n - x->ndeleted;
-    *hn = 0;
+    *nout = 0;
     if (live == 0) return VT_OK;
     if (f) {
         double below = so->exact_below == 0 ? 0.02 : so->exact_below;
         double frac = (double)f->count / (double)live;
         int sparse_cheaper = f->count < x->n / 8 && (f->nbits + 63) / 64 < x->n;
         if ((x->o.kind == VT_INDEX_HNSW && frac < below) || (x->o.kind == VT_INDEX_FLAT && sparse_cheaper)) {
-            sparse_search(x, k, q, kk, f, h, hn);
-            rerank(x, k, q, h, *hn);
+            sparse_search(x, k, q, f, c);
+            *nout = rerank(x, k, q, rr, c);
             return VT_OK;
         }
     }
     if (x->o.kind == VT_INDEX_FLAT) {
-        flat_search(x, k, q, kk, f, so ? so->threads : 1, h, hn);
-        rerank(x, k, q, h, *hn);
+        flat_search(x, k, q, f, so ? so->threads : 1, c);
+        *nout = rerank(x, k, q, rr, c);
         return VT_OK;
     }
     int ef = so && so->ef > 0 ? so->ef : 64;
@@ -747,8 +874,8 @@ static int search_one(const vt_index *x, const vt__kernels *k, const vt__query *
         double frac = (double)f->count / (double)live;
         if (frac < 1 && frac > 0) ef = (int)VT_MIN(ef * 8.0, ef / sqrt(frac));
     }
-    int rc = vt__hnsw_search((vt_index *)x, k, q, kk, ef, f, h, hn);
-    rerank(x, k, q, h, *hn);
+    int rc = vt__hnsw_search((vt_index *)x, k, q, c->cap, ef, f, c->h, &c->hn); /* HNSW: never window mode */
+    *nout = rerank(x, k, q, rr, c);
     return rc;
 }
 
@@ -766,10 +893,10 @@ int vt_index_search(const vt_index *x, const float *q, int k, const vt_search_op
     const vt__kernels *kern = vt__kernels_get();
     /* small queries use the stack: no allocation on the common path */
     float sbuf[2 * 1024];
-    vt__cand sh[64];
-    size_t hc = (size_t)cand_cap(x, k);
+    vt__cand sh[160];
+    size_t hc = cands_slots(x, k, rerank_mode(so));
     float *buf = x->dpad <= 1024 ? sbuf : malloc(2 * x->dpad * sizeof *buf);
-    vt__cand *h = hc <= 64 ? sh : malloc(hc * sizeof *h);
+    vt__cand *h = hc <= sizeof sh / sizeof *sh ? sh : malloc(hc * sizeof *h);
     if (!buf || !h) {
         if (buf != sbuf) free(buf);
         if (h != sh) free(h);
@@ -777,10 +904,12 @@ int vt_index_search(const vt_index *x, const float *q, int k, const vt_search_op
     }
     vt__query pq;
     vt__prepare(x, q, buf, &pq);
+    cands c;
+    cands_init(&c, x, &pq, k, rerank_mode(so), h);
     int hn = 0;
-    rc = search_one(x, kern, &pq, k, so, h, &hn);
+    rc = search_one(x, kern, &pq, k, so, &c, &hn);
     if (rc == VT_OK) {
-        emit(x, h, hn, k, labels, scores);
+        emit(x, c.h, hn, k, labels, scores);
         if (found) *found = VT_MIN(hn, k);
     }
     if (buf != sbuf) free(buf);
@@ -811,29 +940,34 @@ static void batch_flat_chunk(void *p, size_t chunk, int worker) {
     const vt_index *x = c->x;
     size_t q0 = chunk * BATCH_Q, nq = VT_MIN((size_t)BATCH_Q, c->nq - q0);
     float *buf = malloc(nq * 2 * x->dpad * sizeof *buf);
-    int kc = cand_cap(x, c->kk);
-    vt__cand *h = malloc(nq * (size_t)kc * sizeof *h);
+    int rr = rerank_mode(c->so);
+    size_t slots = cands_slots(x, c->kk, rr);
+    vt__cand *h = malloc(nq * slots * sizeof *h);
     vt__query pq[BATCH_Q];
-    int hn[BATCH_Q] = {0};
+    cands cs[BATCH_Q];
     if (!buf || !h) {
         free(buf);
         free(h);
         c->rc = VT_ENOMEM;
         return;
     }
-    for (size_t i = 0; i < nq; i++) vt__prepare(x, c->q + (q0 + i) * (size_t)x->o.dim, buf + i * 2 * x->dpad, &pq[i]);
+    for (size_t i = 0; i < nq; i++) {
+        vt__prepare(x, c->q + (q0 + i) * (size_t)x->o.dim, buf + i * 2 * x->dpad, &pq[i]);
+        cands_init(&cs[i], x, &pq[i], c->kk, rr, h + i * slots);
+    }
     const vt_bitset *f = c->so ? c->so->filter : NULL;
     size_t block = VT_MAX((size_t)SCAN_BLOCK, (256u << 10) / x->stride / SCAN_BLOCK * SCAN_BLOCK);
     for (size_t r0 = 0; r0 < x->n; r0 += block) {
         size_t r1 = VT_MIN(r0 + block, x->n);
         for (size_t i = 0; i < nq; i++)
             for (size_t r = r0; r < r1; r += SCAN_BLOCK)
-                scan_block(x, c->k, &pq[i], r, VT_MIN((size_t)SCAN_BLOCK, r1 - r), f, h + i * (size_t)kc, &hn[i], kc, 0);
+                scan_block(x, c->k, &pq[i], r, VT_MIN((size_t)SCAN_BLOCK, r1 - r), f, &cs[i], 0);
     }
-    for (size_t i = 0; i < nq; i++) rerank(x, c->k, &pq[i], h + i * (size_t)kc, hn[i]);
-    for (size_t i = 0; i < nq; i++)
-        emit(x, h + i * (size_t)kc, hn[i], c->kk, c->labels + (q0 + i) * (size_t)c->kk,
+    for (size_t i = 0; i < nq; i++) {
+        int m = rerank(x, c->k, &pq[i], rr, &cs[i]);
+        emit(x, cs[i].h, m, c->kk, c->labels + (q0 + i) * (size_t)c->kk,
              c->scores ? c->scores + (q0 + i) * (size_t)c->kk : NULL);
+    }
     free(buf);
     free(h);
 }

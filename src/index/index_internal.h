@@ -77,7 +77,7 @@ typedef struct vt__query {
     const void *code;  /* float[dpad] for f32/f16 storage, int8[dpad] for i8 */
     float scale;       /* i8: dequantisation scale of the query */
     float sqnorm;      /* squared norm of the (dequantised) query */
-    const float *fq;   /* i8: the float query, for re-ranking; NULL for graph construction */
+    const float *fq;   /* the float query (dpad floats), for re-ranking; NULL for graph construction */
     float fsqnorm;     /* its squared norm */
 } vt__query;
 
@@ -90,6 +90,14 @@ struct vt_index {
     size_t stride;      /* bytes per node block: links, code, aux; a multiple of 4 */
     size_t n, cap;      /* rows in use (live + deleted) / allocated */
     uint8_t *blocks;    /* n node blocks (heap, or inside `map` after a load) */
+    /* Flat f16 / i8 indexes also keep every vector in float32 (as added, normalised for cosine),
+     * fpad floats a row (dim rounded up to 16, zero padded), apart from the rows so the scan
+     * streams only the compact codes; the scan's best candidates are re-ranked with them.
+     * NULL (fpad 0) for f32 storage and for HNSW. */
+    size_t fpad;
+    float *full;        /* n * fpad floats (heap, or inside `map` after a load) */
+    float full_amax;    /* the largest |component| and the largest norm of any vector kept in */
+    float full_nmax;    /* `full` (never lowered by removes): they bound the quantisation error */
     int64_t *labels;    /* label of each row */
     uint64_t *deleted;  /* bitmap over rows */
     size_t ndeleted;
@@ -126,6 +134,7 @@ static inline const void *vt__code(const vt_index *x, uint32_t id) { return vt__
 static inline float *vt__aux(const vt_index *x, uint32_t id) {
     return (float *)(vt__node(x, id) + x->link_bytes + x->code_bytes);
 }
+static inline const float *vt__full(const vt_index *x, uint32_t id) { return x->full + (size_t)id * x->fpad; }
 static inline int vt__is_deleted(const vt_index *x, uint32_t id) { return (x->deleted[id >> 6] >> (id & 63)) & 1; }
 
 /* index.c */

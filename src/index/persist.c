@@ -13,10 +13,12 @@
 #endif
 
 #define HDR_BYTES 128
-/* 2: rows without padding or unused aux floats (f32/f16 rows carry none, i8 cosine/dot only the
- * scale), the row size in the header. Version 1 files (8 more bytes per f32 row) are refused with
- * a message to rebuild; the engine's cached index is rebuilt on its own. */
-#define FORMAT_VERSION 2
+/* 3: flat f16 / i8 indexes carry their vectors in float32 too (a section after the rows) for the
+ * exact re-rank, with the bounds of their quantisation error in the header, and the header
+ * checksum also covers bytes [96, 128). Versions 1 and 2 are refused with a message to rebuild
+ * (a version 2 flat f16 / i8 file has no float32 vectors: it could only answer approximately);
+ * the engine's cached index is rebuilt on its own. */
+#define FORMAT_VERSION 3
 static const char MAGIC[8] = {'V', 'T', 'I', 'N', 'D', 'E', 'X', 0};
 
 /* The fixed header; every field little-endian; reserved bytes must be zero. */
@@ -31,27 +33,37 @@ typedef struct {
     uint64_t upper_words, file_bytes;
     uint32_t payload_crc, header_crc; /* CRC-32C of bytes [128, end) and of bytes [0, 88) */
     uint32_t row_bytes;               /* the stride the other fields imply, checked on load */
-    uint8_t reserved[HDR_BYTES - 100];
+    uint32_t full_bytes;              /* bytes of one row's float32 copy (flat f16 / i8), else 0 */
+    float full_amax, full_nmax;       /* largest |component| and norm of those copies (else 0) */
+    uint8_t reserved[HDR_BYTES - 112];
 } file_header;
 _Static_assert(sizeof(file_header) == HDR_BYTES, "header layout");
 _Static_assert(offsetof(file_header, payload_crc) == 88, "header layout");
 _Static_assert(offsetof(file_header, row_bytes) == 96, "header layout");
+_Static_assert(offsetof(file_header, full_bytes) == 100, "header layout");
+
+/* CRC-32C of the header's bytes [0, 88) then [96, 128): everything but the two checksums. */
+static uint32_t header_crc(const void *h) {
+    return vt__crc32c(vt__crc32c(0, h, 88), (const uint8_t *)h + 96, HDR_BYTES - 96);
+}
 
 static size_t pad8(size_t v) { return (v + 7) & ~(size_t)7; }
 
-/* Section sizes for n rows (each padded to 8 bytes; `rows` is the unpadded n * stride);
- * returns -1 on overflow. */
-typedef struct { size_t rows, blocks, labels, deleted, levels, upper, total; } layout;
-static int compute_layout(size_t n, size_t stride, uint64_t upper_words, layout *l) {
+/* Section sizes for n rows (each padded to 8 bytes; `rows` is the unpadded n * stride, `full`
+ * n * full_bytes, a multiple of 64); returns -1 on overflow. */
+typedef struct { size_t rows, blocks, full, labels, deleted, levels, upper, total; } layout;
+static int compute_layout(size_t n, size_t stride, size_t full_bytes, uint64_t upper_words, layout *l) {
     if (n >= VT__NOID || upper_words > ((uint64_t)1 << 40)) return -1;
     if (vt__mul_overflow(n, stride, &l->rows) || l->rows > SIZE_MAX - 8) return -1;
+    if (vt__mul_overflow(n, full_bytes, &l->full) || l->full > SIZE_MAX / 2) return -1;
     l->blocks = pad8(l->rows);
     l->labels = n * 8;
     l->deleted = (n + 63) / 64 * 8;
     l->levels = pad8(n);
     l->upper = pad8((size_t)upper_words * 4);
     size_t t = HDR_BYTES;
-    if (__builtin_add_overflow(t, l->blocks, &t) || __builtin_add_overflow(t, l->labels + l->deleted + l->levels, &t) ||
+    if (__builtin_add_overflow(t, l->blocks, &t) || __builtin_add_overflow(t, l->full, &t) ||
+        __builtin_add_overflow(t, l->labels + l->deleted + l->levels, &t) ||
         __builtin_add_overflow(t, l->upper, &t))
         return -1;
     l->total = t;
@@ -107,7 +119,7 @@ int vt_index_save(const vt_index *x, const char *path) {
     if (x->o.kind == VT_INDEX_HNSW)
         for (size_t i = 0; i < x->n; i++) upper_words += (uint64_t)x->levels[i] * (uint64_t)(1 + x->M);
     layout l;
-    if (compute_layout(x->n, x->stride, upper_words, &l)) return vt__err(VT_ETOOBIG, "%s: index too large", path);
+    if (compute_layout(x->n, x->stride, x->fpad * sizeof(float), upper_words, &l)) return vt__err(VT_ETOOBIG, "%s: index too large", path);
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 32);
     writer *w = calloc(1, sizeof *w);
@@ -131,6 +143,7 @@ int vt_index_save(const vt_index *x, const char *path) {
     w->crc = 0;
     wput(w, x->blocks, l.rows);
     wzero(w, l.blocks - l.rows);
+    if (l.full) wput(w, x->full, l.full);
     wput(w, x->labels, l.labels);
     wput(w, x->deleted, l.deleted);
     wput(w, x->levels, x->n);
@@ -157,8 +170,11 @@ int vt_index_save(const vt_index *x, const char *path) {
     h.upper_words = upper_words;
     h.file_bytes = l.total;
     h.row_bytes = (uint32_t)x->stride;
+    h.full_bytes = (uint32_t)(x->fpad * sizeof(float));
+    h.full_amax = x->full_amax;
+    h.full_nmax = x->full_nmax;
     h.payload_crc = w->crc;
-    h.header_crc = vt__crc32c(0, &h, 88);
+    h.header_crc = header_crc(&h);
     int err = w->err;
     if (!err && pwrite(w->fd, &h, sizeof h, 0) != (ssize_t)sizeof h) err = errno ? errno : EIO;
     if (!err && fsync(w->fd) != 0) err = errno;
@@ -202,7 +218,7 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     if (h.version > FORMAT_VERSION)
         return vt__err(VT_EUNSUPPORTED, "index format version %u is newer than this build reads (%d): upgrade vitrine",
                        h.version, FORMAT_VERSION);
-    if (verify && vt__crc32c(0, buf, 88) != h.header_crc) return vt__err(VT_ECHECKSUM, "index header checksum mismatch");
+    if (verify && header_crc(buf) != h.header_crc) return vt__err(VT_ECHECKSUM, "index header checksum mismatch");
     if (h.header_bytes != HDR_BYTES) return vt__err(VT_ECORRUPT, "index header size %u", h.header_bytes);
     for (size_t i = 0; i < sizeof h.reserved; i++)
         if (h.reserved[i]) return vt__err(VT_ECORRUPT, "index header: reserved bytes are not zero");
@@ -223,8 +239,17 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     if (h.row_bytes != x->stride)
         BAD("index header: rows of %u bytes, but kind, storage, metric, dimension and M make them %zu", h.row_bytes,
             x->stride);
+    if (h.full_bytes != x->fpad * sizeof(float))
+        BAD("index header: float32 copies of %u bytes a row, but kind, storage and dimension make them %zu",
+            h.full_bytes, x->fpad * sizeof(float));
+    /* the error bounds only size the re-rank window: any finite non-negative value is safe */
+    if (!(h.full_amax >= 0 && h.full_amax <= 3e38f && h.full_nmax >= 0 && h.full_nmax <= 3e38f) ||
+        (!x->fpad && (h.full_amax != 0 || h.full_nmax != 0)))
+        BAD("index header: invalid quantisation error bounds %g, %g", (double)h.full_amax, (double)h.full_nmax);
+    x->full_amax = h.full_amax;
+    x->full_nmax = h.full_nmax;
     layout l;
-    if (h.n >= VT__NOID || compute_layout((size_t)h.n, x->stride, h.upper_words, &l)) BAD("index header: %llu rows is too many", (unsigned long long)h.n);
+    if (h.n >= VT__NOID || compute_layout((size_t)h.n, x->stride, h.full_bytes, h.upper_words, &l)) BAD("index header: %llu rows is too many", (unsigned long long)h.n);
     if (h.file_bytes != l.total) BAD("index header: declared size %llu does not match its contents (%zu)", (unsigned long long)h.file_bytes, l.total);
     if (len < l.total) {
         rc = vt__err(VT_ETRUNCATED, "index file is truncated: %zu of %zu bytes", len, l.total);
@@ -237,19 +262,22 @@ int vt__index_parse(const uint8_t *buf, size_t len, int verify, void *map, size_
     }
     size_t n = (size_t)h.n;
     const uint8_t *p = buf + HDR_BYTES;
-    const uint8_t *pblocks = p, *plabels = p + l.blocks, *pdel = plabels + l.labels, *plev = pdel + l.deleted,
-                  *pupper = plev + l.levels;
+    const uint8_t *pblocks = p, *pfull = p + l.blocks, *plabels = pfull + l.full, *pdel = plabels + l.labels,
+                  *plev = pdel + l.deleted, *pupper = plev + l.levels;
     if ((rc = vt__reserve(x, n ? n : 1))) goto fail;
     /* An HNSW walk reads rows at random: from vt__huge_min bytes of rows, a copy on huge pages
      * (advised by vt__reserve) answers faster than the 4 KB pages of a file mapping. */
     if (map && x->o.kind == VT_INDEX_HNSW && l.rows >= vt__huge_min && vt__thp_usable()) map = NULL;
     if (map) {
         free(x->blocks);
+        free(x->full);
         x->blocks = (uint8_t *)pblocks;
+        x->full = x->fpad ? (float *)(void *)pfull : NULL; /* 8-byte aligned in the mapping */
         x->map = map;
         x->maplen = maplen;
     } else {
         memcpy(x->blocks, pblocks, l.rows);
+        if (l.full) memcpy(x->full, pfull, l.full);
     }
     for (size_t i = l.rows; i < l.blocks; i++)
         if (pblocks[i]) BAD("index: padding after the rows is not zero");
@@ -319,6 +347,7 @@ fail:
     if (x->map) { /* the caller unmaps */
         x->map = NULL;
         x->blocks = NULL;
+        x->full = NULL;
     }
     vt_index_free(x);
     return rc;
