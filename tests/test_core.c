@@ -170,10 +170,68 @@ static void test_files(void **state) {
     assert_int_equal(vt__write_file_atomic("/nonexistent-dir/x", "a", 1), VT_EIO);
 }
 
+static void test_buf(void **state) {
+    (void)state;
+    vt__buf b = {0};
+    vt__buf_str(&b, "ab");
+    vt__buf_add(&b, "cdef", 2);
+    vt__buf_printf(&b, "-%d-", 42);
+    for (int i = 0; i < 1000; i++) vt__buf_str(&b, "x");
+    assert_int_equal(vt__buf_ok(&b), 0);
+    assert_int_equal(b.len, 8 + 1000);
+    assert_memory_equal(b.p, "abcd-42-x", 9);
+    assert_int_equal(b.p[b.len], 0);
+    char *t = vt__buf_take(&b);
+    assert_non_null(t);
+    assert_null(b.p);
+    free(t);
+    vt__buf e = {0};
+    t = vt__buf_take(&e); /* nothing added: "" */
+    assert_string_equal(t, "");
+    free(t);
+}
+
+/* Inserts, looks up and removes ids in an order that makes long probe runs, checking against a
+ * plain array after every removal (backward-shift deletion must not lose a member). */
+static void test_idmap(void **state) {
+    (void)state;
+    vt__idmap *m;
+    assert_int_equal(vt__idmap_create(&m), 0);
+    enum { N = 3000 };
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "item-%d", i);
+        assert_int_equal(vt__idmap_add(m, id, i * 10), 0);
+    }
+    assert_int_equal(vt__idmap_add(m, "item-7", 1), VT_EEXIST);
+    assert_int_equal(vt__idmap_count(m), N);
+    int64_t v;
+    assert_true(vt__idmap_get(m, "item-7", &v));
+    assert_int_equal(v, 70);
+    assert_int_equal(vt__idmap_set(m, "item-7", 5), 0);
+    assert_true(vt__idmap_get(m, "item-7", &v));
+    assert_int_equal(v, 5);
+    assert_false(vt__idmap_get(m, "nope", NULL));
+    for (int i = 0; i < N; i += 3) {
+        snprintf(id, sizeof id, "item-%d", i);
+        assert_int_equal(vt__idmap_remove(m, id), 1);
+        assert_int_equal(vt__idmap_remove(m, id), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "item-%d", i);
+        int present = vt__idmap_get(m, id, &v);
+        assert_int_equal(present, i % 3 != 0);
+        if (present && i != 7) assert_int_equal(v, i * 10);
+    }
+    assert_int_equal(vt__idmap_count(m), N - (N + 2) / 3);
+    vt__idmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_logging),        cmocka_unit_test(test_rng),
         cmocka_unit_test(test_pool),     cmocka_unit_test(test_progress_plain), cmocka_unit_test(test_files),
+        cmocka_unit_test(test_buf),      cmocka_unit_test(test_idmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,13 +23,6 @@ typedef struct rec {
     int bad, has_nul; /* bad: REC_* */
 } rec;
 
-/* The set of ids seen so far (open addressing), to report duplicates. */
-typedef struct {
-    char **key;
-    long *line;
-    size_t cap, n;
-} idset;
-
 struct vt_feed {
     char *name, *dir, *images_dir;
     vt_feed_format fmt;
@@ -62,7 +55,7 @@ struct vt_feed {
     rec out;
     char *o_id, *o_attrs, *o_image;
     char reason[600], image_error[600];
-    idset seen;
+    vt__idmap *seen; /* ids seen so far -> their line, to report duplicates */
     long rows, errors, parse_errors;
 };
 
@@ -104,59 +97,6 @@ static int fill(vt_feed *f) {
         f->blen = r;
     }
     return 1;
-}
-
-/* ---- id set */
-
-static int idset_find(const idset *s, const char *id, size_t *slot) {
-    if (!s->cap) return 0;
-    size_t m = s->cap - 1, i = vt_hash64(id, strlen(id), 0x5eed) & m;
-    while (s->key[i]) {
-        if (!strcmp(s->key[i], id)) {
-            *slot = i;
-            return 1;
-        }
-        i = (i + 1) & m;
-    }
-    *slot = i;
-    return 0;
-}
-
-static int idset_add(idset *s, const char *id, long line) {
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 1024;
-        char **nk = calloc(nc, sizeof *nk);
-        long *nl = calloc(nc, sizeof *nl);
-        if (!nk || !nl) {
-            free(nk);
-            free(nl);
-            return VT_ENOMEM;
-        }
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->key[i]) continue;
-            size_t j = vt_hash64(s->key[i], strlen(s->key[i]), 0x5eed) & (nc - 1);
-            while (nk[j]) j = (j + 1) & (nc - 1);
-            nk[j] = s->key[i];
-            nl[j] = s->line[i];
-        }
-        free(s->key);
-        free(s->line);
-        s->key = nk;
-        s->line = nl;
-        s->cap = nc;
-    }
-    size_t slot;
-    if (idset_find(s, id, &slot)) return VT_EEXIST;
-    if (!(s->key[slot] = strdup(id))) return VT_ENOMEM;
-    s->line[slot] = line;
-    s->n++;
-    return 0;
-}
-
-static void idset_free(idset *s) {
-    for (size_t i = 0; i < s->cap; i++) free(s->key[i]);
-    free(s->key);
-    free(s->line);
 }
 
 /* ---- CSV */
@@ -423,15 +363,15 @@ static int check_id(vt_feed *f, vt_feed_row *row, const char *id) {
     if (!id || !*id) return set_error(f, row, VT_EINVAL, "missing id");
     if (!vt_catalog_id_ok(id))
         return set_error(f, row, VT_EINVAL, "invalid id '%.80s' (empty, over 255 bytes, starts with '.', or has '/', '\\' or control characters)", id);
-    size_t slot;
-    if (idset_find(&f->seen, id, &slot))
-        return set_error(f, row, VT_EEXIST, "duplicate id '%.80s' (first on line %ld)", id, f->seen.line[slot]);
+    int64_t first;
+    if (vt__idmap_get(f->seen, id, &first))
+        return set_error(f, row, VT_EEXIST, "duplicate id '%.80s' (first on line %lld)", id, (long long)first);
     return 0;
 }
 
 /* Finishes a good row: records its id and looks up its image. */
 static int accept_row(vt_feed *f, vt_feed_row *row, const char *explicit_image) {
-    if (idset_add(&f->seen, row->id, row->line) == VT_ENOMEM ||
+    if (vt__idmap_add(f->seen, row->id, row->line) == VT_ENOMEM ||
         resolve_image(f, row->id, explicit_image, &row->image_error))
         return f->fatal = vt__err(VT_ENOMEM, "%s: out of memory", f->name);
     row->image = f->o_image;
@@ -656,12 +596,14 @@ static int feed_start(vt_feed *f, const vt_feed_opts *opts) {
 static int feed_alloc(const char *name, vt_feed **out) {
     *out = NULL;
     vt_feed *f = calloc(1, sizeof *f);
-    if (!f || !(f->name = strdup(name))) {
+    if (!f || vt__idmap_create(&f->seen) || !(f->name = strdup(name))) {
+        if (f) vt__idmap_free(f->seen);
         free(f);
         return vt__err(VT_ENOMEM, "out of memory");
     }
     const char *slash = strrchr(name, '/');
     if (slash && !(f->dir = strndup(name, (size_t)(slash - name) + (slash == name)))) {
+        vt__idmap_free(f->seen);
         free(f->name);
         free(f);
         return vt__err(VT_ENOMEM, "out of memory");
@@ -740,7 +682,7 @@ void vt_feed_close(vt_feed *f) {
     free(f->q);
     for (int i = 0; i < f->ncols; i++) free(f->cols[i]);
     free(f->cols);
-    idset_free(&f->seen);
+    vt__idmap_free(f->seen);
     free(f->lbuf);
     free(f->buf);
     free(f->o_id);

@@ -46,4 +46,40 @@ static inline int vt__mul_overflow(size_t a, size_t b, size_t *out) {
 #define VT_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define VT_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
 
+
+/* The one growable byte buffer. Appends never fail loudly: a failed growth sets `oom` and makes
+ * later appends no-ops, so a sequence of appends is checked once with vt__buf_ok. The content is
+ * always NUL-terminated once anything was added. A zeroed struct is an empty buffer. */
+typedef struct vt__buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} vt__buf;
+void vt__buf_add(vt__buf *b, const void *s, size_t n);
+void vt__buf_str(vt__buf *b, const char *s);
+void vt__buf_printf(vt__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* VT_OK, or VT_ENOMEM (with the message set) when an append failed. */
+int vt__buf_ok(const vt__buf *b);
+/* Hands the malloc'd text to the caller ("" when nothing was added) and empties b; NULL after a
+ * failed append (b is freed then). */
+char *vt__buf_take(vt__buf *b);
+void vt__buf_free(vt__buf *b);
+
+/* The one set of string ids, each mapped to an int64 (a line number, a label, an index...). */
+typedef struct vt__idmap vt__idmap;
+int vt__idmap_create(vt__idmap **out);
+void vt__idmap_free(vt__idmap *m);
+size_t vt__idmap_count(const vt__idmap *m);
+/* 1 and *val (may be NULL) when id is present, else 0. */
+int vt__idmap_get(const vt__idmap *m, const char *id, int64_t *val);
+/* Adds id (copied): VT_EEXIST when present (its value is left alone), VT_ENOMEM. */
+int vt__idmap_add(vt__idmap *m, const char *id, int64_t val);
+/* Adds or replaces. */
+int vt__idmap_set(vt__idmap *m, const char *id, int64_t val);
+/* Removes id: 1 when it was present, else 0. */
+int vt__idmap_remove(vt__idmap *m, const char *id);
+/* Calls fn for every member in no particular order until it returns nonzero (that value is
+ * returned); fn must not change the map. */
+int vt__idmap_each(const vt__idmap *m, int (*fn)(void *ctx, const char *id, int64_t val), void *ctx);
+
 #endif

@@ -277,32 +277,6 @@ static void free_cache(vt_server *s) {
     vt_fields_free(s->fields);
 }
 
-/* A growable string for responses assembled from cached pieces. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
 /* ------------------------------------------------------------------ routes */
 
 static void route_items(vt_server *s, const vt__http_req *rq, vt__http_resp *rs) {
@@ -334,22 +308,22 @@ static void route_item(vt_server *s, const char *id, vt__http_resp *rs) {
 /* Answers {<head>"results":[{"item":{...},"score":s},...]} from the item cache; `head` holds the
  * leading members with their trailing commas. */
 static void hits_json(vt_server *s, const vt_hit *hits, int n, const char *head, vt__http_resp *rs) {
-    sbuf b = {0};
-    sb_str(&b, "{");
-    sb_str(&b, head);
-    sb_str(&b, "\"results\":[");
+    vt__buf b = {0};
+    vt__buf_str(&b, "{");
+    vt__buf_str(&b, head);
+    vt__buf_str(&b, "\"results\":[");
     int first = 1;
     for (int i = 0; i < n; i++) {
         const cached_item *c = cache_by_label(s, hits[i].label);
         if (!c) continue;
         char score[64];
         snprintf(score, sizeof score, ",\"score\":%.6f}", (double)hits[i].score);
-        sb_str(&b, first ? "{\"item\":" : ",{\"item\":");
-        sb_add(&b, c->json, c->json_len);
-        sb_str(&b, score);
+        vt__buf_str(&b, first ? "{\"item\":" : ",{\"item\":");
+        vt__buf_add(&b, c->json, c->json_len);
+        vt__buf_str(&b, score);
         first = 0;
     }
-    sb_str(&b, "]}");
+    vt__buf_str(&b, "]}");
     if (b.oom) {
         free(b.p);
         return vt__http_error(rs, 500, "internal", "out of memory");

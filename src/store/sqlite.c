@@ -492,29 +492,6 @@ static int sq_del(void *p, const char *id) {
 
 /* ---- filtered queries: SQL assembled from fixed fragments; every value is a bound parameter */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *sb, const char *s) {
-    size_t l = strlen(s);
-    if (sb->oom) return;
-    if (sb->len + l + 1 > sb->cap) {
-        size_t nc = (sb->cap + l + 1) * 2;
-        char *n = realloc(sb->buf, nc);
-        if (!n) {
-            sb->oom = 1;
-            return;
-        }
-        sb->buf = n;
-        sb->cap = nc;
-    }
-    memcpy(sb->buf + sb->len, s, l + 1);
-    sb->len += l;
-}
-
 /* Two conditions constrain the same field (and so are OR'ed). */
 static int same_field(const vt__cond *a, const vt__cond *b) {
     if (a->column || b->column) return a->column == b->column;
@@ -522,7 +499,7 @@ static int same_field(const vt__cond *a, const vt__cond *b) {
 }
 
 /* Appends " WHERE ..." for f (nothing when f is empty). Conditions are grouped by field. */
-static void where_sql(sbuf *sb, const vt_filter *f) {
+static void where_sql(vt__buf *sb, const vt_filter *f) {
     if (!f || !f->n) return;
     int first_group = 1;
     for (size_t i = 0; i < f->n; i++) {
@@ -530,21 +507,21 @@ static void where_sql(sbuf *sb, const vt_filter *f) {
         for (size_t j = 0; j < i; j++)
             if (same_field(&f->c[i], &f->c[j])) seen = 1;
         if (seen) continue;
-        sb_add(sb, first_group ? " WHERE (" : " AND (");
+        vt__buf_str(sb, first_group ? " WHERE (" : " AND (");
         first_group = 0;
         int first = 1;
         for (size_t j = i; j < f->n; j++) {
             if (!same_field(&f->c[i], &f->c[j])) continue;
-            if (!first) sb_add(sb, " OR ");
+            if (!first) vt__buf_str(sb, " OR ");
             first = 0;
             const vt__cond *c = &f->c[j];
-            if (c->column && !strcmp(c->column, "id")) sb_add(sb, "id = ?");
+            if (c->column && !strcmp(c->column, "id")) vt__buf_str(sb, "id = ?");
             else if (c->column) {
-                sb_add(sb, c->column);
-                sb_add(sb, " = ?");
-            } else sb_add(sb, "CAST(json_extract(attrs, ?) AS TEXT) = ? COLLATE NOCASE");
+                vt__buf_str(sb, c->column);
+                vt__buf_str(sb, " = ?");
+            } else vt__buf_str(sb, "CAST(json_extract(attrs, ?) AS TEXT) = ? COLLATE NOCASE");
         }
-        sb_add(sb, ")");
+        vt__buf_str(sb, ")");
     }
 }
 
@@ -572,16 +549,16 @@ static int prepare_filtered(sq *b, const char *head, const vt_filter *f, const c
                             int *next_param) {
     int rrc = rd_enter(b);
     if (rrc) return rrc;
-    sbuf sb = {0};
-    sb_add(&sb, head);
+    vt__buf sb = {0};
+    vt__buf_str(&sb, head);
     where_sql(&sb, f);
-    sb_add(&sb, tail);
+    vt__buf_str(&sb, tail);
     if (sb.oom) {
-        free(sb.buf);
+        vt__buf_free(&sb);
         return vt__err(VT_ENOMEM, "out of memory");
     }
-    int rc = sqlite3_prepare_v2(b->db, sb.buf, -1, out, NULL);
-    free(sb.buf);
+    int rc = sqlite3_prepare_v2(b->db, sb.p, -1, out, NULL);
+    vt__buf_free(&sb);
     if (rc != SQLITE_OK) return sq_err(b, rc, "prepare query");
     *next_param = bind_where(*out, f);
     return VT_OK;
