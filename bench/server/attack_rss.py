@@ -18,12 +18,14 @@ import argparse
 import collections
 import http.client
 import io
+import os
 import socket
-import struct
+import sys
 import threading
 import time
 import urllib.parse
-import zlib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+import vtproc  # noqa: E402
 
 from PIL import Image
 
@@ -44,22 +46,8 @@ counts = collections.Counter()
 lock = threading.Lock()
 
 
-def status_kb(field):
-    with open(f"/proc/{a.pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def png_zeros(w, h):
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    z = zlib.compressobj(9)
-    row = bytes(w + 1)
-    idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def connect(src):
@@ -74,12 +62,11 @@ def connect(src):
 buf = io.BytesIO()
 Image.new("CMYK", (5000, 5000), (10, 20, 30, 40)).save(buf, "JPEG", progressive=True, quality=90)
 cmyk = buf.getvalue()
-png = png_zeros(5000, 5000)
+png = vtproc.png_zeros(5000, 5000)
 print(f"25 MP progressive CMYK JPEG: {len(cmyk)} bytes; 25 MP PNG: {len(png)} bytes", flush=True)
 
-rss0 = status_kb("VmRSS")
-with open(f"/proc/{a.pid}/clear_refs", "w") as f:
-    f.write("5")  # resets VmHWM
+rss0 = vtproc.status_kb(a.pid, "VmRSS")
+vtproc.reset_peak(a.pid)
 
 def big_upload(ip):
     try:
@@ -138,16 +125,16 @@ print(f"opened {len(held)} connections from {(flood + a.per_ip - 1) // a.per_ip}
       f"{time.monotonic() - t0:.1f} s ({refused} refused at connect)", flush=True)
 peak_seen = 0
 while time.monotonic() - t0 < a.seconds:
-    peak_seen = max(peak_seen, status_kb("VmRSS"))
+    peak_seen = max(peak_seen, vtproc.status_kb(a.pid, "VmRSS"))
     time.sleep(0.1)
 stop.set()
 for t in ths:  # the decodes in flight finish: part of the attack
     t.join()
-hwm = status_kb("VmHWM")
+hwm = vtproc.status_kb(a.pid, "VmHWM")
 for s in held:
     s.close()
 time.sleep(1)
 print(f"server RSS before {rss0 / 1024:.1f} MB; peak during the attack (VmHWM) {hwm / 1024:.1f} MB "
-      f"(highest sampled VmRSS {peak_seen / 1024:.1f} MB); after {status_kb('VmRSS') / 1024:.1f} MB")
+      f"(highest sampled VmRSS {peak_seen / 1024:.1f} MB); after {vtproc.status_kb(a.pid, 'VmRSS') / 1024:.1f} MB")
 for k, v in sorted(counts.items()):
     print(f"  {k}: {v}")

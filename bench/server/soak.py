@@ -11,14 +11,14 @@ import http.client
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
-import zlib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+import vtproc  # noqa: E402
 
 url, pid, duration, photo, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 base = urllib.parse.urlparse(url)
@@ -52,26 +52,10 @@ end
 """
 
 
-def status_kb(field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def nfds():
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def png_zeros(w, h):
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    z = zlib.compressobj(9)
-    row = bytes(w + 1)
-    idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def post(path, body):
@@ -119,7 +103,7 @@ def bombs():
     24-megapixel one (under the limit: decoded, or 503 when the decode slots are busy); every 2 s
     in the first minute, so that every worker thread has decoded one before the RSS of the second
     minute is taken as the reference (the C library keeps some of a thread's peak for reuse)."""
-    big, ok = png_zeros(10000, 10000), png_zeros(6000, 4000)
+    big, ok = vtproc.png_zeros(10000, 10000), vtproc.png_zeros(6000, 4000)
     n = 0
     t_start = time.monotonic()
     while not stop.wait(2.0):
@@ -163,7 +147,7 @@ samples = []
 print(f"{'t_s':>5} {'rss_mb':>8} {'fds':>5}", flush=True)
 while True:
     el = time.monotonic() - t0
-    samples.append((el, status_kb("VmRSS") / 1024, nfds()))
+    samples.append((el, vtproc.status_kb(pid, "VmRSS") / 1024, vtproc.nfds(pid)))
     print(f"{el:5.0f} {samples[-1][1]:8.1f} {samples[-1][2]:5d}", flush=True)
     if el >= duration:
         break
@@ -172,7 +156,7 @@ stop.set()
 for t in threads:
     t.join()
 time.sleep(1)
-end_rss, end_fds = status_kb("VmRSS") / 1024, nfds()
+end_rss, end_fds = vtproc.status_kb(pid, "VmRSS") / 1024, vtproc.nfds(pid)
 
 
 def parse(out):
@@ -210,7 +194,7 @@ if second and last and duration >= 180:
     drift = (b - a) / a * 100
     print(f"RSS: second minute median {a:.1f} MB, last minute median {b:.1f} MB ({drift:+.1f} %); "
           f"min {min(r for _, r, _ in samples):.1f}, max {max(r for _, r, _ in samples):.1f} MB; "
-          f"peak (VmHWM) {status_kb('VmHWM') / 1024:.1f} MB")
+          f"peak (VmHWM) {vtproc.status_kb(pid, 'VmHWM') / 1024:.1f} MB")
     if abs(drift) > 5:
         print("FAIL RSS of the last minute is more than 5 % off the second minute's")
         fails += 1

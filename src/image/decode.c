@@ -160,6 +160,15 @@ static void jpeg_on_message(j_common_ptr ci, int level) {
     }
 }
 
+/* Points ci's error manager at err: errors and data-damage warnings longjmp to err.jb (the
+ * caller's setjmp) with a VT_E* code and libjpeg's message. */
+static void jpeg_err_init(struct jpeg_decompress_struct *ci, jpeg_err *err) {
+    memset(err, 0, sizeof *err);
+    ci->err = jpeg_std_error(&err->pub);
+    err->pub.error_exit = jpeg_on_error;
+    err->pub.emit_message = jpeg_on_message;
+}
+
 /* libjpeg's cap on its own working memory (max_memory_to_use): the whole-image coefficient
  * buffers of progressive and multi-scan JPEGs are refused ("backing store not supported") above
  * it. Default: 6 bytes per allowed pixel, what a 3-component progressive image at the pixel
@@ -203,10 +212,7 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, const v
     /* volatile: modified between setjmp and longjmp */
     uint8_t *volatile pixels = NULL;
     uint8_t *volatile rowbuf = NULL;
-    memset(&err, 0, sizeof err);
-    ci.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = jpeg_on_error;
-    err.pub.emit_message = jpeg_on_message;
+    jpeg_err_init(&ci, &err);
     if (setjmp(err.jb)) {
         jpeg_destroy_decompress(&ci);
         free(pixels);
@@ -420,10 +426,7 @@ static int decode_webp(const uint8_t *buf, size_t len, const char *name, const v
 static int jpeg_header_dims(const uint8_t *buf, size_t len, uint64_t *w, uint64_t *h) {
     struct jpeg_decompress_struct ci;
     jpeg_err err;
-    memset(&err, 0, sizeof err);
-    ci.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = jpeg_on_error;
-    err.pub.emit_message = jpeg_on_message;
+    jpeg_err_init(&ci, &err);
     if (setjmp(err.jb)) {
         jpeg_destroy_decompress(&ci);
         return 0;

@@ -11,12 +11,12 @@ address; every loop is bounded. Prints ok/FAIL lines; exit 1 on any failure.
 import http.client
 import json
 import socket
-import struct
 import sys
 import threading
 import time
 import urllib.parse
-import zlib
+
+import vtproc
 
 base = urllib.parse.urlparse(sys.argv[1])
 pid = int(sys.argv[2])
@@ -48,33 +48,10 @@ def req(method, path, body=None, headers=None):
     return r.status, hdrs, j
 
 
-def status_kb(field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def reset_peak():
-    """Resets the server's VmHWM (Linux: 5 > clear_refs); False when not allowed."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def png_zeros(w, h):
-    """A grayscale PNG of w x h zero pixels, zlib-compressed row by row (small file, big image)."""
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    z = zlib.compressobj(9)
-    row = bytes(w + 1)  # filter byte 0 + w zero pixels
-    idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def wait_closed(s, limit):
@@ -93,17 +70,17 @@ def wait_closed(s, limit):
 
 
 # ---------------------------------------------------------------- pixel limit on uploads
-bomb = png_zeros(10000, 10000)
+bomb = vtproc.png_zeros(10000, 10000)
 print(f"info 100-megapixel PNG of zeros: {len(bomb)} bytes", flush=True)
-rss0 = status_kb("VmRSS")
-peak_ok = reset_peak()
+rss0 = vtproc.status_kb(pid, "VmRSS")
+peak_ok = vtproc.reset_peak(pid)
 t0 = time.monotonic()
 st, hdrs, j = req("POST", "/api/search?k=5", bomb, {"Content-Type": "image/png"})
 dt = time.monotonic() - t0
 msg = (j or {}).get("error", {}).get("message", "")
 check("100 MP PNG -> 413 naming the limit", st == 413 and j["error"]["code"] == "image_too_large"
       and "25.0 megapixels" in msg and "100.0 megapixels" in msg, (st, j))
-grow = ((status_kb("VmHWM") if peak_ok else status_kb("VmRSS")) - rss0) / 1024
+grow = ((vtproc.status_kb(pid, "VmHWM") if peak_ok else vtproc.status_kb(pid, "VmRSS")) - rss0) / 1024
 print(f"info answered in {dt:.2f} s; server {'peak' if peak_ok else 'RSS'} grew {grow:.1f} MB "
       f"(RSS before {rss0 / 1024:.1f} MB)", flush=True)
 check("100 MP PNG costs the server < 64 MB", grow < 64, f"{grow:.1f} MB")
@@ -111,13 +88,13 @@ check("100 MP PNG costs the server < 64 MB", grow < 64, f"{grow:.1f} MB")
 # two at once, as the attack would send them
 res = []
 ths = [threading.Thread(target=lambda: res.append(req("POST", "/api/search", bomb)[0])) for _ in range(2)]
-rss0 = status_kb("VmRSS")
-reset_peak()
+rss0 = vtproc.status_kb(pid, "VmRSS")
+vtproc.reset_peak(pid)
 for t in ths:
     t.start()
 for t in ths:
     t.join()
-grow = ((status_kb("VmHWM") if peak_ok else status_kb("VmRSS")) - rss0) / 1024
+grow = ((vtproc.status_kb(pid, "VmHWM") if peak_ok else vtproc.status_kb(pid, "VmRSS")) - rss0) / 1024
 check("two 100 MP PNGs at once -> 413, < 64 MB", res == [413, 413] and grow < 64, (res, f"{grow:.1f} MB"))
 
 st, hdrs, j = req("POST", "/api/search?k=3", photo)
@@ -223,7 +200,7 @@ st, hdrs, j = req("POST", "/api/search?k=3", photo)
 check("budget returned when those uploads go away", st == 200, (st, j))
 
 # ---------------------------------------------------------------- decodes at once
-big = png_zeros(6000, 4000)  # 24 MP: under the pixel limit, a fraction of a second to decode
+big = vtproc.png_zeros(6000, 4000)  # 24 MP: under the pixel limit, a fraction of a second to decode
 n = 6
 barrier = threading.Barrier(n - 1)
 out = []
@@ -239,8 +216,8 @@ def search(wait):
         out.append((None, None, str(e)))
 
 
-rss0 = status_kb("VmRSS")
-reset_peak()
+rss0 = vtproc.status_kb(pid, "VmRSS")
+vtproc.reset_peak(pid)
 # One search first, to be decoding on one worker thread (a busy thread accepts no connection);
 # then the others at once, which other threads take while it decodes.
 ths = [threading.Thread(target=search, args=(i > 0,)) for i in range(n)]
@@ -250,7 +227,7 @@ for t in ths[1:]:
     t.start()
 for t in ths:
     t.join()
-grow = ((status_kb("VmHWM") if peak_ok else status_kb("VmRSS")) - rss0) / 1024
+grow = ((vtproc.status_kb(pid, "VmHWM") if peak_ok else vtproc.status_kb(pid, "VmRSS")) - rss0) / 1024
 codes = sorted(o[0] or 0 for o in out)
 print(f"info {n} concurrent 24 MP searches, 1 decode at once: statuses {codes}; server peak grew {grow:.0f} MB",
       flush=True)
